@@ -1,0 +1,33 @@
+"""Jinja2 rendering of the prompts and Markdown outputs kept in `templates/`."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import jinja2
+
+
+def templates_dir() -> Path:
+    """templates/ ships inside the wheel as skillopt_action.templates; in a source checkout it is ../templates."""
+    packaged = Path(__file__).parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    return env
+
+
+def render(name: str, **context) -> str:
+    return environment().get_template(name).render(**context)
