@@ -94,6 +94,7 @@ class ChatTarget:
     def __init__(self, model: Any, system_template: str = "target_system.md.j2"):
         self.model = model  # a providers.ChatModel
         self.name = f"{model.settings.provider}:{model.settings.model}"
+        self.price_model = model.settings.model  # the ledger prices tokens by this name
         self._system_template = system_template
 
     def fingerprint(self) -> dict:

