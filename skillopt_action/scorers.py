@@ -290,7 +290,8 @@ def _bool(spec: dict, key: str, default: bool, file, line) -> None:
 def _text(v: Any, what: str, spec: dict, file, line, *, allow_empty: bool = False) -> str:
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise ConfigError(f"scorer {spec['type']!r}: {what} must be text, got {type(v).__name__} {v!r}", file, line,
-                          f"quote it: {what.split()[0]}: \"...\"")
+                          "write it as quoted text, e.g. \"yes\" or \"42\" (YAML reads bare yes/no/null as "
+                          "booleans/null)")
     s = str(v)
     if not allow_empty and s == "":
         raise ConfigError(f"scorer {spec['type']!r}: {what} is empty", file, line, "give a non-empty text")
