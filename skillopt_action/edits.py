@@ -19,9 +19,14 @@ region between `<!-- skillopt:protected -->` and `<!-- /skillopt:protected -->` 
 without a closer protects to the end of the document).
 
 `apply_edits` applies the edits in order, each to the result of the previous ones, and stops
-accepting them once `max_ops` have been applied or when one would push the size of the
-diff from the original (added + removed lines, counted by `unidiff`) over `max_lines`.
+accepting them once `max_ops` have been applied; an edit that would push the size of the
+diff from the original (added + removed lines of a minimal line diff, as git counts them,
+counted by `unidiff`) over `max_lines` is refused and the next one is tried. An edit that
+would leave a code fence or HTML comment open (hiding the rest of the document) is refused.
 Every edit gets an `EditResult`: applied, or a reason why not. Nothing is skipped silently.
+
+Line endings: the document is edited as LF text and written back in its own convention
+(CRLF if most of its line breaks are CRLF); the trailing newline, or its absence, is kept.
 
 All functions here are pure: no I/O, no model calls.
 """
@@ -574,7 +579,9 @@ class _Heading:
     text: str
 
 
-def _fenced_lines(lines: list[str], skip: int) -> set[int]:
+def _fence_scan(lines: list[str], skip: int) -> tuple[set[int], bool]:
+    """Line indices inside fenced code blocks (fence lines included), and whether the
+    last fence is still open at the end."""
     inside: set[int] = set()
     fence: tuple[str, int] | None = None
     for i in range(skip, len(lines)):
@@ -587,7 +594,11 @@ def _fenced_lines(lines: list[str], skip: int) -> set[int]:
             inside.add(i)
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= fence[1] and not m.group(2).strip():
                 fence = None
-    return inside
+    return inside, fence is not None
+
+
+def _fenced_lines(lines: list[str], skip: int) -> set[int]:
+    return _fence_scan(lines, skip)[0]
 
 
 def _headings(lines: list[str], first_body_line: int) -> list[_Heading]:
@@ -622,6 +633,16 @@ def _headings(lines: list[str], first_body_line: int) -> list[_Heading]:
             continue
         i += 1
     return found
+
+
+def _dangling_construct(text: str) -> str | None:
+    """A construct left open at the end of the document, hiding everything after it."""
+    if _fence_scan(_split_lines(text), 0)[1]:
+        return "a code fence (``` or ~~~) that is never closed"
+    opener = text.rfind("<!--")
+    if opener >= 0 and text.find("-->", opener + 4) < 0:
+        return "an HTML comment (<!--) that is never closed"
+    return None
 
 
 def _section_body_end(headings: list[_Heading], h: _Heading, n_lines: int) -> int:
@@ -840,6 +861,7 @@ def apply_edits(skill: str, edits: list[Edit], *, max_ops: int, max_lines: int,
         raise ValueError(f"max_ops must be a non-negative integer, got {max_ops!r}")
     if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 0:
         raise ValueError(f"max_lines must be a non-negative integer, got {max_lines!r}")
+    edits = list(edits)
     for e in edits:
         if not isinstance(e, Edit):
             raise TypeError(f"edits must be Edit objects (use parse_edit), got {type(e).__name__}")
@@ -866,6 +888,12 @@ def apply_edits(skill: str, edits: list[Edit], *, max_ops: int, max_lines: int,
             continue
         if _protected_texts(new) != _protected_texts(current):
             results.append(EditResult(edit, False, "would change the front matter or a protected region"))
+            continue
+        dangling = _dangling_construct(new)
+        if dangling and dangling != _dangling_construct(current):
+            results.append(EditResult(
+                edit, False, f"would leave {dangling}, turning the rest of the document into code or a comment",
+            ))
             continue
         _, added, removed = diff_stats(original, new, name)
         if added + removed > max_lines:

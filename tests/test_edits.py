@@ -616,3 +616,113 @@ def test_trailing_newline_convention_is_preserved():
     assert apply("# S\nx", Edit("add", None, "y")).after == "# S\nx\n\ny"
     assert apply("# S\nx\n", Edit("add", None, "y")).after == "# S\nx\n\ny\n"
     assert apply("# S\nx\r\n", Edit("delete", "x")).after == "# S\r\n"
+
+
+# --------------------------------------------------------------------------- structure guards
+
+
+def test_edit_leaving_a_code_fence_open_is_refused():
+    r = apply(SKILL, Edit("add", "Rules", "Example:\n```python\nprint('hi')"),
+              Edit("add", "Rules", "Example:\n```python\nprint('hi')\n```"))
+    assert r.results[0].reason.startswith("would leave a code fence")
+    assert r.results[1].applied
+    assert r.after.count("```") == 2
+
+
+def test_edit_leaving_an_html_comment_open_is_refused():
+    r = apply(SKILL, Edit("replace", "Be polite.", "Be polite. <!-- todo"))
+    assert only(r).reason.startswith("would leave an HTML comment")
+
+
+def test_document_with_an_already_open_fence_can_still_be_edited():
+    skill = "# S\nRule one.\n```\nunterminated\n"
+    r = apply(skill, Edit("replace", "Rule one.", "Rule 1."))
+    assert only(r).applied
+
+
+def test_front_matter_after_a_byte_order_mark_is_protected():
+    skill = "\ufeff---\nname: x\n---\n# S\n"
+    assert protected_spans(skill) == [(0, len("\ufeff---\nname: x\n---\n"))]
+    assert "front matter" in only(apply(skill, Edit("replace", "name: x", "name: y"))).reason
+
+
+# --------------------------------------------------------------------------- minimal diffs
+
+
+def _lcs(a, b):
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def _rebuild(before_lines, diff):
+    """Apply a unified diff (parsed by unidiff) to a list of lines."""
+    out, pos = [], 0
+    for hunk in PatchSet(diff)[0] if diff else []:
+        start = hunk.source_start - 1 if hunk.source_length else hunk.source_start
+        out.extend(before_lines[pos:start])
+        pos = start
+        for line in hunk:
+            if line.line_type == "\\":
+                continue
+            value = line.value.rstrip("\n")
+            if line.is_context or line.is_removed:
+                assert before_lines[pos] == value
+                pos += 1
+            if line.is_context or line.is_added:
+                out.append(value)
+    out.extend(before_lines[pos:])
+    return out
+
+
+def test_diff_is_minimal_and_reconstructs_the_result_on_random_documents():
+    import random
+
+    rng = random.Random(7)
+    for _ in range(150):
+        a = [rng.choice("abc ") for _ in range(rng.randint(0, 25))]
+        b = [rng.choice("abc ") for _ in range(rng.randint(0, 25))]
+        before = "\n".join(a) + ("\n" if rng.random() < 0.8 else "")
+        after = "\n".join(b) + ("\n" if rng.random() < 0.8 else "")
+        diff, added, removed = diff_stats(before, after)
+        la, lb = _diff_split(before), _diff_split(after)
+        assert _rebuild(la, diff) == lb
+        # minimal: every line (with its newline) outside a longest common subsequence, no more
+        ka, kb = before.splitlines(keepends=True), after.splitlines(keepends=True)
+        assert added + removed == len(ka) + len(kb) - 2 * _lcs(ka, kb)
+
+
+def _diff_split(text):
+    return text.split("\n")[:-1] if text.endswith("\n") else (text.split("\n") if text else [])
+
+
+def test_large_rewrite_falls_back_to_difflib_and_still_counts_correctly(monkeypatch):
+    import skillopt_action.edits as edits_module
+
+    monkeypatch.setattr(edits_module, "_MYERS_MAX_D", 2)
+    before = "".join(f"line {i}\n" for i in range(20))
+    after = "".join(f"other {i}\n" for i in range(20))
+    diff, added, removed = diff_stats(before, after)
+    assert (added, removed) == (20, 20)
+    assert _rebuild(_diff_split(before), diff) == _diff_split(after)
+
+
+def test_random_diffs_agree_with_git(tmp_path):
+    import random
+
+    rng = random.Random(11)
+    for _ in range(15):
+        a = [rng.choice(["- rule a", "- rule b", "", "## H", "text"]) for _ in range(rng.randint(1, 30))]
+        b = list(a)
+        for _ in range(rng.randint(1, 5)):
+            i = rng.randrange(len(b) + 1)
+            if rng.random() < 0.5 and i < len(b):
+                del b[i]
+            else:
+                b.insert(i, rng.choice(["- new", "", "text"]))
+        before, after = "\n".join(a) + "\n", "\n".join(b) + "\n"
+        assert diff_stats(before, after)[1:] == _git_numstat(tmp_path, before, after)
