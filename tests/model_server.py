@@ -55,8 +55,9 @@ Reply specs (dataclasses; `spec.to_dict()` / `spec_from_dict(d)` for JSON script
     Hang(seconds, then=None, mid_stream=False)
         Waits `seconds` (capped at the server's `max_hang`, and cut short when the server
         closes), then answers with the spec `then`, or when `then` is None closes the
-        connection without an answer. mid_stream=True sends the 200 headers and the first
-        event of a streamed reply before waiting, then drops the connection (a stalled stream).
+        connection without an answer. mid_stream=True (for `stream: true` requests; others
+        hang as usual) sends the 200 headers and the first event of the streamed reply before
+        waiting, then drops the connection (a stalled stream).
     Malformed(raw, status=200, content_type=None)
         Sends `raw` (str or bytes) as the body; content type defaults to JSON, or
         text/event-stream when the request asked for a stream.
@@ -130,6 +131,7 @@ import hashlib
 import json
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -276,6 +278,7 @@ class Request:
     api: Optional[str]
     time: float
     reply: Optional[Spec] = None
+    client_disconnected: bool = False  # the client went away before the answer was complete
 
     # -- plain fields of the body
     @property
@@ -765,6 +768,31 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: "ModelServer"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Cut every open connection, so pooled keep-alive clients cannot reach a closed server."""
+        with self.connections_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the peer: nothing left to cut
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -876,7 +904,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._dispatch(req, want_method, decode_error)
         except _ClientGone:
-            req.client_disconnected = True  # type: ignore[attr-defined]
+            req.client_disconnected = True
             self.close_connection = True
         except Exception as exc:  # a bug here or in a responder: answer 500 and make check() fail
             owner._fail(f"{self.command} {path}: {type(exc).__name__}: {exc}")
@@ -1141,6 +1169,7 @@ class ModelServer:
             return
         self._stopping.set()  # wakes any Hang
         self._httpd.shutdown()
+        self._httpd.drop_connections()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)

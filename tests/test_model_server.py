@@ -412,6 +412,17 @@ def test_close_does_not_wait_for_a_long_hang():
     assert not t.is_alive() and "error" in result
 
 
+def test_a_closed_server_does_not_answer_on_pooled_connections():
+    server = ModelServer(replies=[Text("first"), Text("second")]).start()
+    client = oai(server)
+    assert client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "x"}]).choices[0].message.content == "first"
+    server.close()
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert server.pending() == 1
+
+
 def test_malformed_body_reaches_the_client(model_server):
     """What client code must be ready for: both SDKs raise a bare json.JSONDecodeError (not an
     APIError) on a 200 with a broken JSON body or a broken SSE event, and the openai SDK hands back
