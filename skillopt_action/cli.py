@@ -97,7 +97,7 @@ def cmd_validate(args) -> int:
           f"target {cfg.target.provider}:{cfg.target.model}, optimizer {cfg.optimizer.provider}:{cfg.optimizer.model}")
     from .gate import max_power_warning
 
-    warn = max_power_warning(len(splits["val"]), cfg.gate.alpha) if cfg.gate.mode == "paired" else None
+    warn = max_power_warning(len(splits["val"]), cfg.gate.alpha, cfg.gate.resamples) if cfg.gate.mode == "paired" else None
     if warn:
         print(f"warning: {warn}")
     return EXIT_OK

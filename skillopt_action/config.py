@@ -348,8 +348,12 @@ def load_config(path: str | Path | None = None) -> Config:
     loop = LoopSettings(**{k: lp[k] for k in ("epochs", "batch_size", "minibatch_size", "pass_threshold", "failure_only",
                                               "parse_retries", "max_trajectory_chars") if k in lp}, edit_budget=budget)
     g = raw.get("gate") or {}
-    gate = GateSettings(**{k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples") if k in g},
-                        seed=int(splits.get("seed", 0)))
+    try:
+        gate = GateSettings(**{k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples") if k in g},
+                            seed=int(splits.get("seed", 0)))
+    except ValueError as exc:
+        raise ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
+                          "see `gate:` in the config reference (README.md)") from None
     r = raw.get("retries") or {}
     b = raw.get("budget") or {}
     prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (raw.get("prices") or {}).items()}}

@@ -143,7 +143,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           "add tasks, or adjust `splits:` ratios / per-task `split:`")
     from .gate import max_power_warning
 
-    warn = max_power_warning(len(rt.splits["val"]), cfg.gate.alpha) if cfg.gate.mode == "paired" else None
+    warn = max_power_warning(len(rt.splits["val"]), cfg.gate.alpha, cfg.gate.resamples) if cfg.gate.mode == "paired" else None
     if warn:
         log(f"warning: {warn}")
     run_key = content_key("run", cfg.digest(), baseline, epochs)[:16]

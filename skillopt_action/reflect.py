@@ -41,13 +41,14 @@ def edits_schema(max_edits: int) -> dict:
     return {
         "type": "object",
         "properties": {
-            "analysis": {"type": "string"},
+            "analysis": {"type": "string", "maxLength": 600},
             "edits": {
                 "type": "array", "maxItems": max_edits,
                 "items": {
                     "type": "object",
-                    "properties": {"op": {"enum": list(OPS)}, "anchor": {"type": "string"},
-                                   "content": {"type": "string"}, "rationale": {"type": "string"}},
+                    "properties": {"op": {"enum": list(OPS)}, "anchor": {"type": "string", "maxLength": 200},
+                                   "content": {"type": "string", "maxLength": 800},
+                                   "rationale": {"type": "string", "maxLength": 300}},
                     "required": ["op", "anchor", "content"],
                 },
             },
@@ -96,8 +97,8 @@ def parse_proposal(text: str, kind: str, max_edits: int) -> tuple[str, list[Edit
     for i, raw in enumerate(data["edits"][:max_edits]):
         if not isinstance(raw, dict):
             raise ValueError(f"edits[{i}] must be an object")
-        try:
-            e = parse_edit(raw)
+        try:  # keep the fields an optimizer may set; bookkeeping fields are ours
+            e = parse_edit({k: raw[k] for k in ("op", "anchor", "content", "rationale") if k in raw})
         except ValueError as exc:
             raise ValueError(f"edits[{i}]: {exc}") from None
         e.source = kind
@@ -141,7 +142,9 @@ def reflect(optimizer, skill: str, tasks: dict[str, Task], rollouts: list[Rollou
     successes = [] if failure_only else [r for r in rollouts if r.score.passed]
     jobs = [("failure", b) for b in minibatches(failures, minibatch_size, seed)]
     jobs += [("success", b) for b in minibatches(successes, minibatch_size, seed + 1)]
-    system = render("reflect_system.md.j2", max_edits=max_edits, max_lines=max_lines, ops=OPS)
+    headings = re.findall(r"^#{1,6} .+$", skill, re.M)
+    system = render("reflect_system.md.j2", max_edits=max_edits, max_lines=max_lines, ops=OPS,
+                    example_heading=headings[-1].strip() if headings else "## Guidelines")
     schema = edits_schema(max_edits)
 
     def run(idx_job):
