@@ -1,4 +1,4 @@
-"""A scripted model server on 127.0.0.1 that speaks the providers' real wire formats.
+r"""A scripted model server on 127.0.0.1 that speaks the providers' real wire formats.
 
 Tests point the real `openai` / `anthropic` SDKs, the `claude` and `codex` CLIs, or a whole
 `act` run at this server instead of the network, script what the "model" answers, and then
@@ -91,6 +91,7 @@ In-process use
 
     ModelServer(replies=(), responder=None, default_text="OK", models=("test-model",),
                 require_api_key=None, max_hang=30.0, verbose=False)
+    ModelServer.from_script(path, **kwargs): replies, rules, default_text, models from a script file.
     .start() / .close() (the context manager does both), .port, .url ("http://127.0.0.1:PORT"),
     .openai_base_url (url + "/v1"), .anthropic_base_url (url), .reply(*specs),
     .when(match, spec, times=None), .check() (raises if a responder or the server itself failed;
@@ -119,8 +120,15 @@ with replies like {"type": "text", "text": "hi"}, {"type": "tool_call", "name": 
 "arguments": {...}}, {"type": "fault", "status": 429, "retry_after": 1},
 {"type": "hang", "seconds": 5, "then": {...}}, {"type": "malformed", "raw": "{not json"}.
 A rule is {"reply": {...}, "times": N (optional)} plus any of the conditions "contains",
-"last_user_contains", "system_contains" (substrings) and "api" ("chat"/"responses"/"messages"),
-all of which must hold. `write_script(path, replies, rules=None, default_text=None)` writes one.
+"last_user_contains", "system_contains" (substrings), "api" ("chat"/"responses"/"messages") and
+"has_tools" (bool: whether the request offers tools), all of which must hold.
+`write_script(path, replies, rules=None, default_text=None, models=None)` writes one.
+
+Agent CLIs make requests of their own. Claude Code 2.1 (`claude -p`) first sends `HEAD /` and
+then, besides the agent turns (which carry ~25 tools), a session-title request with no tools that
+asks for JSON `{"title": ...}`; keep it off the queue with
+    {"api": "messages", "has_tools": false, "reply": {"type": "text", "text": "{\"title\": \"Test\"}"}}
+(in-process: `server.when(lambda r: not r.tool_names, Text('{"title": "Test"}'))`).
 """
 
 from __future__ import annotations
@@ -830,7 +838,8 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self._write(body)
+        if self.command != "HEAD":  # a HEAD answer has headers only, or keep-alive framing breaks
+            self._write(body)
 
     def _send_error(self, status: int, message: str, headers: Optional[dict] = None) -> None:
         self._send_json(status, _error_body(self._anthropic(), status, message), headers)
@@ -1003,11 +1012,12 @@ class _Rule:
 def _json_rule(d: dict) -> _Rule:
     if not isinstance(d, dict) or "reply" not in d:
         raise ValueError(f"a rule must be an object with a 'reply': {d!r}")
-    conds = {k: d[k] for k in ("contains", "last_user_contains", "system_contains", "api") if k in d}
+    conds = {k: d[k] for k in ("contains", "last_user_contains", "system_contains", "api", "has_tools")
+             if k in d}
     unknown = set(d) - {"reply", "times", *conds}
     if unknown:
         raise ValueError(f"unknown rule keys {sorted(unknown)}; use contains, last_user_contains, "
-                         "system_contains, api, times, reply")
+                         "system_contains, api, has_tools, times, reply")
 
     def match(req: Request) -> bool:
         return all([
@@ -1015,6 +1025,7 @@ def _json_rule(d: dict) -> _Rule:
             "last_user_contains" not in conds or conds["last_user_contains"] in req.last_user_text,
             "system_contains" not in conds or conds["system_contains"] in req.system,
             "api" not in conds or conds["api"] == req.api,
+            "has_tools" not in conds or bool(conds["has_tools"]) == bool(req.tool_names),
         ])
 
     return _Rule(match, spec_from_dict(d["reply"]), d.get("times"))
@@ -1053,6 +1064,19 @@ class ModelServer:
         self._thread: Optional[threading.Thread] = None
         self._arrived = threading.Condition(self._lock)
         self.reply(*replies)
+
+    @classmethod
+    def from_script(cls, path: Union[str, Path], **kwargs: Any) -> "ModelServer":
+        """A server (not yet started) with the replies, rules, default_text and models of a
+        script file; keyword arguments are passed to the constructor and win over the file."""
+        script = load_script(path)
+        if script["default_text"] is not None:
+            kwargs.setdefault("default_text", script["default_text"])
+        if script["models"] is not None:
+            kwargs.setdefault("models", script["models"])
+        server = cls(replies=script["replies"], **kwargs)
+        server._rules.extend(script["rules"])
+        return server
 
     # -- scripting
     def reply(self, *specs: Spec) -> "ModelServer":
@@ -1276,18 +1300,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = ap.parse_args(argv)
 
-    script = load_script(args.script) if args.script else {"replies": [], "rules": []}
-    server = ModelServer(
-        replies=script["replies"],
-        default_text=args.default_text or script.get("default_text") or "OK",
-        models=args.models or script.get("models") or ("test-model",),
-        require_api_key=args.require_api_key,
-        max_hang=args.max_hang,
-        verbose=args.verbose,
-        port=args.port,
-        requests_log=args.requests_log,
-    )
-    server._rules.extend(script["rules"])
+    kwargs: dict = {"require_api_key": args.require_api_key, "max_hang": args.max_hang,
+                    "verbose": args.verbose, "port": args.port, "requests_log": args.requests_log}
+    if args.default_text is not None:
+        kwargs["default_text"] = args.default_text
+    if args.models:
+        kwargs["models"] = args.models
+    server = ModelServer.from_script(args.script, **kwargs) if args.script else ModelServer(**kwargs)
     server.start()
     if args.port_file:
         tmp = Path(args.port_file + ".tmp")

@@ -492,6 +492,32 @@ def test_rules_then_queue_then_responder_then_default():
         assert server.pending() == 0
 
 
+def test_side_requests_without_tools_do_not_consume_the_queue(tmp_path):
+    """The pattern agent CLIs need: Claude Code's session-title request carries no tools."""
+    script = write_script(tmp_path / "s.json", [ToolCall("Write", {"file_path": "a"})], rules=[
+        {"api": "messages", "has_tools": False, "reply": Text('{"title": "T"}')}])
+    with ModelServer.from_script(script, default_text="unused") as server:
+        client = anth(server)
+        title = client.messages.create(model="c", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        assert json.loads(title.content[0].text) == {"title": "T"}
+        turn = client.messages.create(model="c", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                                      tools=[{"name": "Write", "input_schema": {"type": "object"}}])
+        assert turn.content[0].type == "tool_use" and server.pending() == 0
+
+
+def test_head_gets_headers_only_and_keeps_the_connection_usable(model_server):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", model_server.port, timeout=5)
+    conn.request("HEAD", "/")
+    resp = conn.getresponse()
+    assert resp.status == 404 and resp.read() == b""
+    conn.request("POST", "/v1/messages", body=json.dumps({"model": "c", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "x"}]}), headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["content"][0]["text"] == "OK"
+    conn.close()
+
+
 def test_responder_errors_fail_the_test_loudly():
     server = ModelServer(responder=lambda req: 1 / 0).start()
     with pytest.raises(openai.InternalServerError):
