@@ -146,7 +146,9 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     warn = max_power_warning(len(rt.splits["val"]), cfg.gate.alpha, cfg.gate.resamples) if cfg.gate.mode == "paired" else None
     if warn:
         log(f"warning: {warn}")
-    run_key = content_key("run", cfg.digest(), baseline, epochs)[:16]
+    # budget, concurrency and retries may change between a stopped run and its --resume
+    run_settings = {k: v for k, v in cfg.raw.items() if k not in ("budget", "concurrency", "retries")}
+    run_key = content_key("run", run_settings, baseline, epochs)[:16]
     state = None
     if resume:
         if not state_path.is_file():

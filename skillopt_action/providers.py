@@ -101,6 +101,8 @@ class OpenAIChat:
             resp = self.client.chat.completions.create(**kwargs)
         except o.APITimeoutError as exc:
             raise TransientError(f"timed out after {self.settings.timeout}s") from exc
+        except ValueError as exc:  # the server sent a body that is not the JSON it promised
+            raise TransientError(f"malformed response from the server: {exc}") from exc
         except o.APIConnectionError as exc:
             raise TransientError(f"connection error: {exc}") from exc
         except o.APIStatusError as exc:
@@ -133,6 +135,8 @@ class AnthropicChat:
                                                max_tokens=self.settings.max_tokens, temperature=self.settings.temperature)
         except a.APITimeoutError as exc:
             raise TransientError(f"timed out after {self.settings.timeout}s") from exc
+        except ValueError as exc:  # the server sent a body that is not the JSON it promised
+            raise TransientError(f"malformed response from the server: {exc}") from exc
         except a.APIConnectionError as exc:
             raise TransientError(f"connection error: {exc}") from exc
         except a.APIStatusError as exc:

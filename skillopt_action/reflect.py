@@ -16,7 +16,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from .edits import OPS, Edit, parse_edit
+from .edits import OPS, Edit, parse_edit, protected_spans
 from .render import render
 from .rollout import Rollout
 from .tasks import Task
@@ -142,7 +142,9 @@ def reflect(optimizer, skill: str, tasks: dict[str, Task], rollouts: list[Rollou
     successes = [] if failure_only else [r for r in rollouts if r.score.passed]
     jobs = [("failure", b) for b in minibatches(failures, minibatch_size, seed)]
     jobs += [("success", b) for b in minibatches(successes, minibatch_size, seed + 1)]
-    headings = re.findall(r"^#{1,6} .+$", skill, re.M)
+    spans = protected_spans(skill)
+    headings = [m.group(0) for m in re.finditer(r"^#{1,6} .+$", skill, re.M)
+                if not any(a <= m.start() < b for a, b in spans)]
     system = render("reflect_system.md.j2", max_edits=max_edits, max_lines=max_lines, ops=OPS,
                     example_heading=headings[-1].strip() if headings else "## Guidelines")
     schema = edits_schema(max_edits)

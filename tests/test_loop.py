@@ -1,0 +1,176 @@
+"""The training loop end to end through the real openai SDK, against a scripted model server on 127.0.0.1.
+
+The scripted "target" answers well only when the skill tells it to answer with the bare city name; the
+scripted "optimizer" proposes exactly that rule. So a correct loop must find, gate and keep it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+from helpers import COUNTRIES, write_project
+from model_server import ModelServer, Text
+
+from skillopt_action.cli import main
+
+RULE = "- Reply with the bare city name only."
+CAPITAL = {c.split(":")[0]: c.split(":")[1] for c in COUNTRIES}
+OPTIMIZER_ANSWER = json.dumps({"analysis": "answers are too verbose", "edits": [
+    {"op": "add", "anchor": "## Answering", "content": RULE, "rationale": "exact match needs the bare name"}]})
+
+
+def target_answer(req) -> str:
+    country = re.search(r"capital of (\w+)", req.last_user_text).group(1)
+    city = CAPITAL[country]
+    return city if "bare city name" in req.system else f"The capital of {country} is {city}."
+
+
+def responder(req):
+    if "You improve a skill document" in req.system:
+        return Text(OPTIMIZER_ANSWER)
+    return Text(target_answer(req))
+
+
+@pytest.fixture
+def server():
+    with ModelServer(responder=responder) as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("TEST_KEY", "sk-test-secret-value")
+
+
+def run(cfg, out, *extra):
+    return main(["optimize", "--config", str(cfg), "--out", str(out), "--quiet", *extra])
+
+
+def test_optimize_finds_gates_and_keeps_the_improvement(tmp_path, server):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url)
+    out = tmp_path / "out"
+    assert run(cfg, out) == 0
+    best = (out / "best_skill.md").read_text()
+    assert RULE in best
+    assert (tmp_path / "SKILL.md").read_text().count(RULE) == 0, "the user's skill file must never be overwritten"
+    report = json.loads((out / "report.json").read_text())
+    assert report["improved"] is True
+    assert report["scores"]["val"]["baseline"] == 0.0 and report["scores"]["val"]["best"] == 1.0
+    assert report["scores"]["test"]["best"] == 1.0
+    step = report["steps"][0]
+    assert step["accepted"] and step["gate"]["p_value"] < 0.1 and step["gate"]["wins"] == 8
+    assert "+" + RULE in report["diff"]
+    md = (out / "report.md").read_text()
+    assert "xychart-beta" in md and "| val | 8 | 0.000 | 1.000 | +1.000 |" in md
+    # trajectories: every rollout recorded; the optimizer saw the failures as untrusted data
+    lines = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
+    assert {x["phase"] for x in lines} >= {"baseline:val", "step1:train", "step1:val:candidate", "final:test:best"}
+    opt = [r for r in server.requests if "You improve a skill document" in r.system]
+    assert len(opt) == 1 and "<task_output>" in opt[0].last_user_text
+    # the key went to the server but never into any output file
+    assert server.last_request().api_key == "sk-test-secret-value"
+    for f in out.iterdir():
+        assert "sk-test-secret-value" not in f.read_text()
+
+
+def test_second_run_makes_no_model_calls_and_gives_the_same_result(tmp_path, server):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url)
+    assert run(cfg, tmp_path / "a") == 0
+    n = len(server.requests)
+    assert run(cfg, tmp_path / "b") == 0
+    assert len(server.requests) == n, "a rerun must be served entirely from the cache"
+    a, b = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")
+    assert b["spend"]["calls"] == 0
+    assert b["spend"]["cache_hits"] == a["spend"]["calls"] + a["spend"]["cache_hits"]
+    assert a["scores"] == b["scores"] and (tmp_path / "a/best_skill.md").read_text() == (tmp_path / "b/best_skill.md").read_text()
+
+
+def test_malformed_optimizer_answers_are_retried_then_recorded_not_fatal(tmp_path):
+    def bad(req):
+        if "You improve a skill document" in req.system:
+            return Text('{"analysis": "x", "edits": [ {"op": "add", ')
+        return Text(target_answer(req))
+
+    with ModelServer(responder=bad) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url)
+        assert run(cfg, tmp_path / "out") == 0
+        opt = [r for r in s.requests if "You improve a skill document" in r.system]
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    prop = report["steps"][0]["proposals"][0]
+    assert prop["attempts"] == 3 and "unusable optimizer answer" in prop["error"]
+    assert len(opt) == 3 and "could not be used" in opt[-1].last_user_text
+    assert report["improved"] is False and report["status"] == "completed"
+
+
+def test_budget_cap_before_baseline_exits_4(tmp_path, server, capsys):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 3}})
+    assert run(cfg, tmp_path / "out") == 4
+    assert "before the baseline was measured" in capsys.readouterr().err
+
+
+def test_budget_stop_keeps_best_so_far_and_resume_pays_nothing_twice(tmp_path, server):
+    # baseline val = 8 calls, step 1 = 4 train + 1 optimizer + 8 candidate -> cap inside step 2 of 2 epochs
+    cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 22}},
+                        splits=(4, 8, 4))
+    out = tmp_path / "out"
+    assert run(cfg, out, "--epochs", "2") == 0
+    first = json.loads((out / "report.json").read_text())
+    assert first["status"] == "stopped_budget" and "max_calls" in first["stop_reason"]
+    assert RULE in (out / "best_skill.md").read_text(), "the improvement found before the cap is kept"
+    n_first = len(server.requests)
+    cfg.write_text(cfg.read_text().replace("max_calls: 22", "max_calls: 1000"))
+    assert run(cfg, out, "--epochs", "2", "--resume") == 0
+    resumed = json.loads((out / "report.json").read_text())
+    assert resumed["status"] == "completed" and len(resumed["steps"]) == 2
+    seen = [hashlib.sha256(json.dumps(r.json, sort_keys=True).encode()).hexdigest() for r in server.requests]
+    assert len(seen) == len(set(seen)), "no identical model call was paid twice across the stop and the resume"
+    assert len(server.requests) > n_first
+
+
+def test_resume_refuses_a_changed_config(tmp_path, server, capsys):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url)
+    assert run(cfg, tmp_path / "out") == 0
+    cfg.write_text(cfg.read_text().replace("alpha: 0.1", "alpha: 0.05"))
+    assert run(cfg, tmp_path / "out", "--resume") == 2
+    assert "cannot resume" in capsys.readouterr().err
+
+
+def test_rejected_edits_persist_in_memory_and_are_not_proposed_again(tmp_path):
+    # the target ignores the skill, so the optimizer's edit can never pass the gate
+    def r(req):
+        if "You improve a skill document" in req.system:
+            return Text(OPTIMIZER_ANSWER)
+        return Text("I am not sure.")
+
+    with ModelServer(responder=r) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url)
+        memory = tmp_path / "memory.jsonl"
+        assert run(cfg, tmp_path / "a", "--memory", str(memory)) == 0
+        rej = [json.loads(x) for x in memory.read_text().splitlines()]
+        assert len(rej) == 1 and rej[0]["edit"]["content"] == RULE
+        assert run(cfg, tmp_path / "b", "--memory", str(memory)) == 0
+        second = [q for q in s.requests if "You improve a skill document" in q.system][-1]
+    report = json.loads((tmp_path / "b/report.json").read_text())
+    assert "Previously rejected edits" in second.last_user_text and RULE in second.last_user_text
+    assert report["steps"][0]["dropped"][0]["reason"] == "previously rejected by the gate"
+    assert report["steps"][0]["gate"] is None, "nothing left to gate once the repeat is dropped"
+
+
+def test_eval_and_compare_cli(tmp_path, server, capsys):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url)
+    assert main(["eval", "--config", str(cfg), "--out", str(tmp_path / "e"), "--split", "all", "--quiet"]) == 0
+    ev = json.loads((tmp_path / "e/report.json").read_text())
+    assert set(ev["scores"]) == {"train", "val", "test"} and ev["scores"]["val"]["baseline"] == 0.0
+    better = tmp_path / "better.md"
+    better.write_text((tmp_path / "SKILL.md").read_text() + RULE + "\n")
+    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "c"), "--quiet",
+                 "--base-skill", str(tmp_path / "SKILL.md"), "--skill", str(better)]) == 0
+    cmp_ = json.loads((tmp_path / "c/report.json").read_text())
+    assert cmp_["kind"] == "compare" and cmp_["improved"] and cmp_["gate"]["accepted"]
+    assert cmp_["scores"]["test"] == {"baseline": 0.0, "best": 1.0, "n": 4, "samples": 1}
+    assert "passes the gate" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "c")]) == 0
+    assert "Passes the gate" in capsys.readouterr().out
