@@ -131,8 +131,10 @@ class AnthropicChat:
     def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None) -> Reply:
         a = self._anthropic
         try:
+            # current Anthropic SDKs no longer take `temperature`; send it only when asked (older models/servers)
+            extra = {"temperature": self.settings.temperature} if self.settings.options.get("send_temperature") else None
             resp = self.client.messages.create(model=self.settings.model, system=system, messages=messages,
-                                               max_tokens=self.settings.max_tokens, temperature=self.settings.temperature)
+                                               max_tokens=self.settings.max_tokens, extra_body=extra)
         except a.APITimeoutError as exc:
             raise TransientError(f"timed out after {self.settings.timeout}s") from exc
         except ValueError as exc:  # the server sent a body that is not the JSON it promised
