@@ -109,6 +109,8 @@ class OpenAIChat:
             if exc.status_code == 429 or exc.status_code >= 500:
                 raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
             raise ProviderError(f"{self.settings.provider} {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}") from exc
+        if isinstance(resp, str):  # the openai SDK returns the raw body when it is not JSON (e.g. a proxy's HTML page)
+            raise TransientError(f"non-JSON response from the server: {resp[:120]!r}")
         if not resp.choices:
             raise TransientError("the server returned no choices")
         text = resp.choices[0].message.content or ""
