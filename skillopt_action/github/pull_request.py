@@ -1,0 +1,187 @@
+"""The bot pull request's lifecycle: decide (pure), then do (a few PyGithub calls).
+
+One PR per skill file, from a fixed branch `skillopt/<skill-name>`, force-updated while only the bot
+has pushed to it. Outcomes as users of create-pull-request and Renovate expect:
+
+- created    no bot PR was open and an edit passed the gate
+- updated    the open bot PR now proposes a different skill (branch force-pushed, title/body replaced)
+- unchanged  the open bot PR already proposes this skill, or nothing passed this time (the PR body
+             and a sticky comment say so); or a human pushed to the branch (we comment instead)
+- closed     the skill the bot PR proposes no longer differs from the default branch
+- none       nothing to propose and no bot PR open, or a human already closed this same proposal
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from github import InputGitTreeElement
+from github.GithubException import GithubException, UnknownObjectException
+
+STATE_RE = re.compile(r"<!-- skillopt:pr (\{.*?\}) -->")
+
+
+def branch_for(skill_path: str) -> str:
+    p = PurePosixPath(skill_path)
+    name = p.parent.name if p.stem.upper() == "SKILL" and p.parent.name else p.stem
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "skill"
+    return f"skillopt/{slug}"
+
+
+def proposal_id(skill_text: str) -> str:
+    return hashlib.sha256(skill_text.encode("utf-8")).hexdigest()[:16]
+
+
+def state_marker(proposal: str, head: str) -> str:
+    return f"<!-- skillopt:pr {json.dumps({'proposal': proposal, 'head': head}, sort_keys=True)} -->"
+
+
+def read_state(body: str | None) -> dict:
+    m = STATE_RE.search(body or "")
+    if not m:
+        return {}
+    try:
+        data = json.loads(m.group(1))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class OpenPR:
+    number: int
+    url: str
+    head_sha: str
+    body: str
+    branch_skill: str | None  # the skill file's text on the PR branch (None: missing)
+
+    @property
+    def recorded_head(self) -> str | None:
+        return read_state(self.body).get("head")
+
+    @property
+    def proposal(self) -> str | None:
+        return read_state(self.body).get("proposal")
+
+    @property
+    def human_pushed(self) -> bool:
+        """Someone else moved the branch since the bot last pushed it (or the body lost our record)."""
+        return self.recorded_head != self.head_sha
+
+
+@dataclass(frozen=True)
+class ClosedPR:
+    number: int
+    proposal: str | None
+    merged: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    outcome: str  # created | updated | closed | unchanged | none
+    reason: str
+    push: bool = False  # (force-)push the best skill to the bot branch
+    create: bool = False
+    edit: bool = False  # replace title/body of the open PR
+    close: bool = False
+    comment: str | None = None  # why to leave a (sticky) comment on the open PR: human-pushed | no-improvement
+    proposal: str | None = None
+    pr_number: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def decide(*, improved: bool, best: str, default_skill: str, open_pr: OpenPR | None, closed: list[ClosedPR]) -> Plan:
+    """What to do with the bot PR after an optimize run on the default branch."""
+    differs = improved and best != default_skill
+    if differs:
+        proposal = proposal_id(best)
+        if open_pr is None:
+            refused = next((c for c in closed if c.proposal == proposal and not c.merged), None)
+            if refused:
+                return Plan("none", f"#{refused.number} proposed this same skill and was closed without merging; not recreating it",
+                            proposal=proposal, pr_number=refused.number)
+            return Plan("created", "an edit passed the gate", push=True, create=True, proposal=proposal)
+        if open_pr.human_pushed:
+            return Plan("unchanged", f"someone else pushed to the branch of #{open_pr.number}; not force-pushing over it, commenting instead",
+                        comment="human-pushed", proposal=proposal, pr_number=open_pr.number)
+        if open_pr.proposal == proposal and open_pr.branch_skill == best:
+            return Plan("unchanged", f"#{open_pr.number} already proposes this skill; refreshed its report", edit=True,
+                        proposal=proposal, pr_number=open_pr.number)
+        return Plan("updated", f"a better skill passed the gate; #{open_pr.number} updated", push=True, edit=True,
+                    proposal=proposal, pr_number=open_pr.number)
+    # nothing new to propose
+    if open_pr is None:
+        return Plan("none", "no edit passed the gate; no pull request opened")
+    if open_pr.branch_skill is not None and open_pr.branch_skill == default_skill:
+        if open_pr.human_pushed:
+            return Plan("unchanged", f"#{open_pr.number} no longer changes the skill, but someone else pushed to it; leaving it open",
+                        comment="human-pushed", pr_number=open_pr.number)
+        return Plan("closed", f"the default branch already has the skill #{open_pr.number} proposed", close=True,
+                    pr_number=open_pr.number)
+    return Plan("unchanged", f"no edit passed the gate this run; #{open_pr.number} still proposes its earlier skill",
+                comment="no-improvement", pr_number=open_pr.number)
+
+
+# --------------------------------------------------------------------------- do
+
+
+def _file_at(repo, path: str, ref: str) -> str | None:
+    try:
+        content = repo.get_contents(path, ref=ref)
+    except UnknownObjectException:
+        return None
+    if isinstance(content, list):
+        return None
+    return content.decoded_content.decode("utf-8")
+
+
+def find_open(repo, branch: str, skill_path: str) -> OpenPR | None:
+    owner = repo.full_name.split("/")[0]
+    for pr in repo.get_pulls(state="open", head=f"{owner}:{branch}"):
+        return OpenPR(number=pr.number, url=pr.html_url, head_sha=pr.head.sha, body=pr.body or "",
+                      branch_skill=_file_at(repo, skill_path, pr.head.sha))
+    return None
+
+
+def find_closed(repo, branch: str) -> list[ClosedPR]:
+    owner = repo.full_name.split("/")[0]
+    return [ClosedPR(pr.number, read_state(pr.body).get("proposal"), bool(pr.merged))
+            for pr in repo.get_pulls(state="closed", head=f"{owner}:{branch}")]
+
+
+def push_skill(repo, *, branch: str, parent_sha: str, skill_path: str, text: str, message: str, force: bool) -> str:
+    """Commit `text` at `skill_path` on top of `parent_sha` and point `branch` at it. Returns the new commit SHA."""
+    parent = repo.get_git_commit(parent_sha)
+    tree = repo.create_git_tree([InputGitTreeElement(skill_path, "100644", "blob", content=text)], base_tree=parent.tree)
+    commit = repo.create_git_commit(message, tree, [parent])
+    try:
+        ref = repo.get_git_ref(f"heads/{branch}")
+    except UnknownObjectException:
+        repo.create_git_ref(f"refs/heads/{branch}", commit.sha)
+        return commit.sha
+    ref.edit(commit.sha, force=force)
+    return commit.sha
+
+
+def apply_labels(repo, number: int, labels: tuple[str, ...]) -> None:
+    if not labels:
+        return
+    issue = repo.get_issue(number)
+    have = [label.name for label in issue.labels]
+    want = have + [x for x in labels if x not in have]
+    if want != have:
+        issue.edit(labels=want)
+
+
+def request_reviewers(pr, reviewers: tuple[str, ...], author: str | None) -> list[str]:
+    asked = [r for r in reviewers if r and r != author]
+    if asked:
+        try:
+            pr.create_review_request(reviewers=asked)
+        except GithubException as exc:  # e.g. a reviewer without access: the PR itself is still fine
+            return [f"could not request reviewers {asked}: {exc.data.get('message') if isinstance(exc.data, dict) else exc}"]
+    return []
