@@ -141,7 +141,8 @@ class OpenAPI:
             else:
                 schema = _to_jsonschema(rb["content"]["application/json"]["schema"], self.spec)
                 for err in jsonschema.Draft7Validator(schema).iter_errors(body):
-                    problems.append(f"body{''.join(f'[{x!r}]' for x in err.absolute_path)}: {err.message[:300]}")
+                    where = "".join(f"[{x!r}]" for x in err.absolute_path)
+                    problems.append(f"body{where}: violates {err.validator}={str(err.validator_value)[:80]}: {err.message[:200]}")
                 if isinstance(body, dict) and isinstance(schema.get("properties"), dict):
                     for key in body:
                         if key not in schema["properties"]:
