@@ -24,7 +24,7 @@ from .config import Config
 from .edits import Edit, apply_edits, diff_stats
 from .errors import BudgetExceeded, ConfigError
 from .gate import GateSettings, compare as gate_compare
-from .reflect import merge, reflect
+from .reflect import merge, reflect, screen
 from .rollout import Rollout, RolloutEngine, mean_scores, split_mean
 from .scorers import ScorerContext
 from .targets import make_target
@@ -246,12 +246,16 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, r
                         max_chars=cfg.loop.max_trajectory_chars, seed=cfg.split_seed * 100 + step,
                         concurrency=min(cfg.concurrency, 4))
     merged, dropped = merge(proposals, {Edit.from_dict(r["edit"]).key() for r in rejected})
+    merged, blocked, warnings = screen(merged, rt.splits["val"] + rt.splits["test"],
+                                       [r.completion.text for r in flat])
+    dropped += blocked
     applied = apply_edits(current, merged, max_ops=max_ops, max_lines=max_lines, name=cfg.skill)
     record = {
         "step": step + 1, "epoch": epoch + 1, "budget": {"ops": max_ops, "lines": max_lines},
         "train": {"tasks": [t.id for t in batch], "passed": passed, "mean": round(sum(r.score.score for r in flat) / max(1, len(flat)), 4)},
         "proposals": [p.to_dict() for p in proposals],
         "dropped": dropped,
+        "warnings": warnings,
         "edits": [{"edit": r.edit.to_dict(), "applied": r.applied, "reason": r.reason} for r in applied.results],
         "diff": applied.diff, "changed_lines": applied.added_lines + applied.removed_lines,
         "accepted": False, "gate": None,

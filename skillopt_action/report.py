@@ -4,7 +4,7 @@ report.json is the contract the GitHub layer reads. Top-level keys:
   schema_version, kind (optimize|eval|compare), status, stop_reason, skill_path, config_path, config_digest,
   improved, scores {split: {baseline, best, n, samples}}, gate (val gate of best vs baseline, or null),
   gates {split: gate}, tasks {split: [{id, baseline, best, delta, feedback}]}, steps [...], accepted_edits,
-  rejected_edits, diff, changed_lines, chart (Mermaid xychart-beta source), spend {calls, cache_hits,
+  rejected_edits, flags (edits that copy task output text verbatim), diff, changed_lines, chart (Mermaid xychart-beta source), spend {calls, cache_hits,
   input_tokens, output_tokens, usd, by_role}, models, wall_time_s.
 """
 
@@ -78,6 +78,7 @@ def build_report(rt, *, kind: str, status: str, stop_reason: str | None, baselin
         "improved": improved, "scores": scores, "gate": gates.get("val"), "gates": gates, "tasks": tasks,
         "epochs": epochs, "total_steps": total_steps,
         "steps": steps, "accepted_edits": accepted, "rejected_edits": rejected,
+        "flags": [{"step": s["step"], **w} for s in steps for w in s.get("warnings", [])],
         "diff": diff, "changed_lines": changed_lines,
         "chart": mermaid_chart(steps, val.get("baseline")),
         "spend": rt.ledger.to_dict(),
