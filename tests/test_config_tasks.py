@@ -146,3 +146,16 @@ def test_validate_ok_and_init(tmp_path, capsys, monkeypatch):
     before = (tmp_path / ".github/skillopt.yml").read_text()
     assert main(["init"]) == 2, "init never overwrites"
     assert (tmp_path / ".github/skillopt.yml").read_text() == before
+
+
+@pytest.mark.parametrize("schedule,expected", [
+    ("constant", [(4, 24)] * 4),
+    ("linear", [(4, 24), (3, 20), (3, 16), (2, 12)]),
+    ("cosine", [(4, 24), (4, 21), (2, 15), (2, 12)]),
+])
+def test_edit_budget_schedule_decays_ops_and_lines_to_the_minimum(schedule, expected):
+    from skillopt_action.config import EditBudget
+
+    b = EditBudget(ops=4, lines=24, min_ops=2, min_lines=12, schedule=schedule)
+    assert [b.at(step, 4) for step in range(4)] == expected
+    assert b.at(0, 1) == (4, 24), "a single step gets the full budget"

@@ -195,3 +195,16 @@ def test_edits_leaking_held_out_answers_are_blocked_and_copied_output_is_flagged
     assert all("Oslo" not in e["edit"]["content"] for e in step["edits"])
     assert report["flags"] and "copies task output text" in report["flags"][0]["reason"]
     assert "Flags for the reviewer" in (tmp_path / "out/report.md").read_text()
+
+
+def test_anthropic_optimizer_with_openai_compatible_target(tmp_path, server):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url,
+                        optimizer={"provider": "anthropic", "model": "claude-test", "base_url": server.anthropic_base_url,
+                                   "api_key_env": "TEST_KEY", "timeout": 5, "max_tokens": 800})
+    assert run(cfg, tmp_path / "out") == 0
+    assert RULE in (tmp_path / "out/best_skill.md").read_text()
+    opt = [r for r in server.requests if "You improve a skill document" in r.system]
+    assert [r.api for r in opt] == ["messages"] and opt[0].json["max_tokens"] == 800
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    assert report["spend"]["by_role"]["optimizer"]["calls"] == 1
+    assert report["models"]["optimizer"] == "anthropic:claude-test"
