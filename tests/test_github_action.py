@@ -135,6 +135,9 @@ def test_schedule_with_nothing_passing_opens_no_pr(world):
     out = world.outputs()
     assert out["accepted"] == "false" and out["pr-number"] == "" and out["pr-operation"] == "none"
     assert "no edit passed the gate" in world.summary()
+    # the rejected edit is remembered for next week's run (the example workflow caches .skillopt/memory)
+    memory = world.ws / ".skillopt" / "memory" / "rejected-edits.jsonl"
+    assert gp.USELESS_TEXT.strip("- \n") in memory.read_text()
 
 
 def test_human_push_to_bot_branch_gets_a_comment_not_a_force_push(world):

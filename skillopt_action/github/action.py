@@ -188,7 +188,9 @@ class Runner:
     def optimize_default_branch(self) -> None:
         config = self.workspace / self.s.config
         out = self.out_dir("optimize")
-        argv = ["optimize", "--config", str(config), "--out", str(out)]
+        # rejected edits carry over between scheduled runs (persisted with the cache by actions/cache)
+        memory = self.workspace / ".skillopt" / "memory" / "rejected-edits.jsonl"
+        argv = ["optimize", "--config", str(config), "--out", str(out), "--memory", str(memory)]
         if self.t.epochs:
             argv += ["--epochs", str(self.t.epochs)]
         report = self.call_core(argv, out)
