@@ -45,6 +45,7 @@ def skill_hash(skill: str) -> str:
 
 
 class RolloutEngine:
+    PROGRESS_EVERY = 15.0  # seconds
     def __init__(self, target: Target, scorer_ctx: ScorerContext, *, ledger: Ledger, cache: DiskCache,
                  policy: RetryPolicy, concurrency: int = 4, pass_threshold: float = 1.0,
                  trajectories: Path | None = None, keep_workspaces: bool = False,
@@ -93,14 +94,26 @@ class RolloutEngine:
             f.write(line + "\n")
 
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "") -> dict[str, list[Rollout]]:
-        """Run every task `samples` times; returns {task_id: [rollout per sample]} in a deterministic order."""
+        """Run every task `samples` times; returns {task_id: [rollout per sample]} in a deterministic order.
+        Long phases report progress on the log every PROGRESS_EVERY seconds."""
         jobs = [(t, s) for t in tasks for s in range(samples)]
         out: dict[str, list[Rollout]] = {t.id: [] for t in tasks}
+        done = [0, time.monotonic()]
+
+        def one(job):
+            r = self._one(skill, job[0], job[1], label)
+            with self._write_lock:
+                done[0] += 1
+                if self.log and time.monotonic() - done[1] >= self.PROGRESS_EVERY and done[0] < len(jobs):
+                    done[1] = time.monotonic()
+                    self.log(f"  {label or 'rollouts'}: {done[0]}/{len(jobs)} done")
+            return r
+
         if self.concurrency <= 1 or len(jobs) <= 1:
-            results = [self._one(skill, t, s, label) for t, s in jobs]
+            results = [one(job) for job in jobs]
         else:
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                results = list(pool.map(lambda job: self._one(skill, job[0], job[1], label), jobs))
+                results = list(pool.map(one, jobs))
         for r in results:
             out[r.task_id].append(r)
         return out

@@ -208,3 +208,16 @@ def test_anthropic_optimizer_with_openai_compatible_target(tmp_path, server):
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert report["spend"]["by_role"]["optimizer"]["calls"] == 1
     assert report["models"]["optimizer"] == "anthropic:claude-test"
+
+
+def test_progress_on_stderr(tmp_path, server, capsys, monkeypatch):
+    from skillopt_action.rollout import RolloutEngine
+
+    monkeypatch.setattr(RolloutEngine, "PROGRESS_EVERY", 0.0)
+    cfg = write_project(tmp_path, base_url=server.openai_base_url)
+    assert main(["optimize", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "[skillopt] baseline val 0.000" in err
+    assert "baseline:val: 1/8 done" in err
+    assert "step 1/1: train 0/4 passed, 1 proposal(s), 1 edit(s), 1 applied; val 0.000 -> 1.000 p=0.004 accepted" in err
+    assert "calls " in err and "$" in err
