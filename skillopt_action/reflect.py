@@ -97,8 +97,11 @@ def parse_proposal(text: str, kind: str, max_edits: int) -> tuple[str, list[Edit
     for i, raw in enumerate(data["edits"][:max_edits]):
         if not isinstance(raw, dict):
             raise ValueError(f"edits[{i}] must be an object")
-        try:  # keep the fields an optimizer may set; bookkeeping fields are ours
-            e = parse_edit({k: raw[k] for k in ("op", "anchor", "content", "rationale") if k in raw})
+        fields = {k: raw[k] for k in ("op", "anchor", "content", "rationale") if k in raw}  # bookkeeping is ours
+        if fields.get("op") == "delete":
+            fields.pop("content", None)  # the answer schema makes every op carry `content`; delete ignores it
+        try:
+            e = parse_edit(fields)
         except ValueError as exc:
             raise ValueError(f"edits[{i}]: {exc}") from None
         e.source = kind

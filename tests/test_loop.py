@@ -221,3 +221,11 @@ def test_progress_on_stderr(tmp_path, server, capsys, monkeypatch):
     assert "baseline:val: 1/8 done" in err
     assert "step 1/1: train 0/4 passed, 1 proposal(s), 1 edit(s), 1 applied; val 0.000 -> 1.000 p=0.004 accepted" in err
     assert "calls " in err and "$" in err
+
+
+def test_parse_proposal_tolerates_content_on_delete_and_extra_fields():
+    from skillopt_action.reflect import parse_proposal
+
+    text = 'Sure!\n```json\n{"analysis": "a", "edits": [{"op": "delete", "anchor": "- Read the question.", "content": "x", "why": "extra"}]}\n```'
+    analysis, edits = parse_proposal(text, "failure", 4)
+    assert analysis == "a" and edits[0].op == "delete" and edits[0].content == "" and edits[0].source == "failure"
