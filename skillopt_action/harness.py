@@ -32,7 +32,8 @@ Target providers (config `target.provider`), settings under `target.options`:
                install: skill (default: .claude/skills/<skill_name>/SKILL.md) | claude_md (CLAUDE.md)
                skill_name (default: the skill's front-matter `name`, else "skill"),
                skill_description (front matter added when the skill has none),
-               allowed_tools (default [Read, Write, Edit, Glob, Grep, Skill]), disallowed_tools,
+               allowed_tools (default ["Read(./**)", "Edit(./**)", "Write(./**)", Skill]: file tools inside
+               the workspace only; a bare `Write` would allow writes anywhere), disallowed_tools,
                permission_mode (default: not passed, so nothing outside allowed_tools runs),
                max_turns, config_dir (CLAUDE_CONFIG_DIR), extra_args, binary, env, pass_env, base_dir.
                `model` -> --model; `base_url` -> ANTHROPIC_BASE_URL; the key named by
@@ -108,7 +109,9 @@ COMMAND_OPTIONS = COMMON_OPTIONS | {"command", "prompt_via", "output", "allow_no
 CLAUDE_OPTIONS = COMMON_OPTIONS | {"install", "skill_name", "skill_description", "allowed_tools", "disallowed_tools",
                                    "permission_mode", "max_turns", "config_dir", "output_format"}
 CODEX_OPTIONS = COMMON_OPTIONS | {"install", "skill_name", "sandbox", "codex_home", "wire_api"}
-CLAUDE_DEFAULT_TOOLS = ("Read", "Write", "Edit", "Glob", "Grep", "Skill")
+# Path-scoped to the working directory: a bare `Write` would let the agent write anywhere on disk.
+# Read rules also cover Claude Code's search tools (Glob, Grep) where this version offers them.
+CLAUDE_DEFAULT_TOOLS = ("Read(./**)", "Edit(./**)", "Write(./**)", "Skill")
 NPM_PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex"}
 
 
