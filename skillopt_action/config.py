@@ -339,6 +339,11 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError("`splits` needs a positive train and val ratio", file, raw.line_of("splits"),
                           "e.g. `splits: {train: 0.5, val: 0.25, test: 0.25}`")
     target = _model("target", raw.get("target"), file)
+    if target.provider not in CHAT_PROVIDERS and raw.get("optimizer") is None:
+        raise ConfigError(f"`optimizer:` is required when the target is the agent harness {target.provider!r}",
+                          file, raw.line_of("target"),
+                          "add e.g. `optimizer: {provider: anthropic, model: claude-sonnet-4-5}` "
+                          "(the optimizer must be a chat model)")
     optimizer = _model("optimizer", raw.get("optimizer"), file,
                        fallback=target if target.provider in CHAT_PROVIDERS else None)
     judge = _model("judge", raw.get("judge"), file, fallback=optimizer)

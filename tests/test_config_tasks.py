@@ -61,6 +61,7 @@ def test_minimal_config_gets_sensible_defaults(tmp_path):
     ("skill: SKILL.md\ntasks: nothing/*.yml\n", 2, "matches no", "fix the glob"),
     ("skill: SKILL.md\ntasks: evals/*.yml\ntarget:\n  provider: openai\n", 4, "`target.model` is required", "model:"),
     ("skill: SKILL.md\ntasks: evals/*.yml\nskill: X.md\n", 3, "duplicate key 'skill'", "remove one"),
+    ("skill: SKILL.md\ntasks: evals/*.yml\ntarget:\n  provider: codex\n", 3, "`optimizer:` is required", "chat model"),
     ("skill: SKILL.md\ntasks: [evals/*.yml\n", 3, "invalid YAML", "indentation"),
 ])
 def test_config_errors_name_file_line_and_fix(tmp_path, capsys, body, line, needle, fix):
