@@ -28,7 +28,7 @@ else:
         problems.append(f"the first release heading is {heads[0]!r}, expected '[{new}] - YYYY-MM-DD'")
     if not any(h.startswith(f"[{old}]") for h in heads[1:]):
         problems.append(f"the previous release [{old}] is no longer below the new one")
-    top = text.split("## ", 2)[1] if text.count("## ") >= 1 else ""
+    top = re.split(r"^## .*$", text, flags=re.M)[1]  # the new release's body, up to the next `## `
     for section in ("### Added", "### Fixed"):
         if section not in top:
             problems.append(f"the new release has no {section!r} section")
