@@ -846,6 +846,10 @@ class CodexTarget(_PresetTarget):
 
     def _flags(self, prep: Prepared | None) -> list[str]:
         flags = ["exec", "--skip-git-repo-check", "--sandbox", self.sandbox, "--json"]
+        if self.sandbox == "workspace-write":
+            # workspace-write also lets commands write to /tmp and $TMPDIR: keep them to the workspace
+            flags += ["-c", "sandbox_workspace_write.exclude_slash_tmp=true",
+                      "-c", "sandbox_workspace_write.exclude_tmpdir_env_var=true"]
         if prep is not None:
             flags += ["-C", str(prep.ws), "-o", str(prep.root / "last-message.txt")]
         if getattr(self.settings, "model", None):

@@ -204,6 +204,7 @@ def test_codex_reads_agents_md_runs_a_sandboxed_command_and_reports_usage(tmp_pa
             c = tgt.run("# Repo rules\n\nMarker ZEBRA-44.\n", t, 0)
             reqs = server.requests_for("responses")
             home_cfg = (tgt.codex_home / "config.toml").read_text()
+            url = server.openai_base_url
         finally:
             shutil.rmtree(cache, ignore_errors=True)
     ws = Path(c.workspace)
@@ -217,7 +218,7 @@ def test_codex_reads_agents_md_runs_a_sandboxed_command_and_reports_usage(tmp_pa
     shells = [m for m in c.transcript if m.get("type") == "tool_use"]
     assert [m["content"]["name"] for m in shells] == ["shell", "shell"]
     assert c.usage.input_tokens > 100 and c.usage.output_tokens > 0
-    assert f'base_url = "{server.openai_base_url}"' in home_cfg and 'env_key = "HARNESS_TEST_KEY"' in home_cfg
+    assert f'base_url = "{url}"' in home_cfg and 'env_key = "HARNESS_TEST_KEY"' in home_cfg
     assert KEY not in home_cfg and KEY not in json.dumps(c.to_dict())
     remove_workspace(c.workspace)
 
@@ -299,12 +300,14 @@ def test_optimize_trains_the_example_skill_through_real_claude(tmp_path, monkeyp
     val = report["tasks"]["val"]
     assert len(val) == 4
     for row in val:
-        assert row["baseline"] == pytest.approx(1 / 3) and row["best"] == 1.0, row
-    assert any("first release heading" in (row.get("feedback") or "") for row in val), val
+        assert row["baseline"] == pytest.approx(1 / 3, abs=1e-3) and row["best"] == 1.0, row
+        assert "workspace_command: command passed" in row["feedback"]
     md = (out / "report.md").read_text()
     assert "release-" in md
     # the agent transcripts (tool calls) went into the trajectories; workspaces were removed
     lines = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
+    base = [x for x in lines if x["phase"] == "baseline:val"]
+    assert len(base) == 4 and all("- YYYY-MM-DD" in json.dumps(x["score"]) for x in base)
     tools = {m["content"]["name"] for x in lines for m in x["completion"]["transcript"] if m.get("type") == "tool_use"}
     assert tools == {"Skill", "Read", "Edit"}
     assert list((tmp_path / "ws").iterdir()) == []
