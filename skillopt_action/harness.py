@@ -42,7 +42,8 @@ Target providers (config `target.provider`), settings under `target.options`:
   codex        `codex exec --skip-git-repo-check --sandbox workspace-write -C <ws> --json -o <file>`,
                prompt on stdin.
                install: agents_md (default: AGENTS.md) | skill (.agents/skills/<skill_name>/SKILL.md)
-               sandbox (default workspace-write), codex_home (CODEX_HOME; default: generated under
+               sandbox (default workspace-write, with /tmp and $TMPDIR excluded so commands can
+               write only inside the workspace), codex_home (CODEX_HOME; default: generated under
                ~/.cache/skillopt/codex-home/ when `base_url` is set, else the user's own),
                wire_api (default responses), extra_args, binary, env, pass_env, base_dir, skill_name.
                `model` -> -m; `base_url` -> a generated model provider whose env_key is `api_key_env`
