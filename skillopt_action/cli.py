@@ -91,6 +91,21 @@ def cmd_validate(args) -> int:
     cfg = load_config(args.config)
     tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
     check_tasks(tasks, ScorerContext(project_root=cfg.root, judge=object()))
+    from .config import CHAT_PROVIDERS
+    from .scorers import SCORER_TYPES
+
+    if cfg.target.provider in CHAT_PROVIDERS:
+        for t in tasks:
+            ws = [s["type"] for s in t.scorers if SCORER_TYPES[s["type"]].needs_workspace]
+            if ws:
+                file, _, line = t.source.rpartition(":")
+                raise ConfigError(f"task {t.id!r} uses the workspace scorer {ws[0]!r}, but the target "
+                                  f"{cfg.target.provider!r} is a chat model with no workspace", file, int(line),
+                                  "use an agent target (provider: claude-code, codex or command), or a text scorer")
+    else:
+        from .targets import make_target
+
+        make_target(cfg.target, cfg.root)  # finds the agent binary: a missing CLI is reported now, not mid-run
     splits = assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
     print(f"ok: {cfg.path}: skill {cfg.skill}, {len(tasks)} tasks "
           f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}), "

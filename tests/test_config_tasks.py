@@ -160,3 +160,20 @@ def test_edit_budget_schedule_decays_ops_and_lines_to_the_minimum(schedule, expe
     b = EditBudget(ops=4, lines=24, min_ops=2, min_lines=12, schedule=schedule)
     assert [b.at(step, 4) for step in range(4)] == expected
     assert b.at(0, 1) == (4, 24), "a single step gets the full budget"
+
+
+def test_validate_refuses_workspace_scorers_with_a_chat_target(tmp_path, capsys):
+    tasks = "tasks:\n  - id: a\n    input: x\n    scorers:\n      - {type: file_exists, path: NOTES.md}\n"
+    path = project(tmp_path, "skill: SKILL.md\ntasks: evals/*.yml\n", tasks)
+    assert main(["validate", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "evals/t.yml:2:" in err and "workspace scorer 'file_exists'" in err and "claude-code" in err
+
+
+def test_validate_reports_a_missing_agent_cli(tmp_path, capsys):
+    cfg = ("skill: SKILL.md\ntasks: evals/*.yml\ntarget:\n  provider: claude-code\n  options:\n"
+           "    binary: /nonexistent/claude\noptimizer: {provider: local}\n")
+    path = project(tmp_path, cfg)
+    assert main(["validate", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "npm install" in err
