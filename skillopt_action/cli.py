@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, ConfigError, SkillOptError
+from .errors import EXIT_INTERNAL, EXIT_OK, ConfigError, SkillOptError
 
 
 def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:

@@ -78,7 +78,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -87,8 +86,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .scorers import (_SECRET_NAME, CommandScorer, ScoreResult, _bool, _check_keys,
-                      _clip, _q, _read_tail, _regex_flags, _rmtree, _tail, _texts, _validate_command,
+from .scorers import (CommandScorer, ScoreResult, _bool, _check_keys, _clip, kill_process_group, scrubbed_env,
+                      wait_process_group, _q, _read_tail, _regex_flags, _rmtree, _tail, _texts, _validate_command,
                       _validate_regex, register_scorer)
 from .targets import Completion, Usage, register_target
 
@@ -194,29 +193,6 @@ def _git(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
                           None, "install git (e.g. `apt-get install git`)") from None
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"git {' '.join(args)} failed in {ws}: {exc.stderr.strip()}") from None
-
-
-def _wait_group(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for the leader without reaping it (its pid stays the group id). True if it timed out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return True
-        time.sleep(min(0.05, left))
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:  # the group is already gone
-        return
-
-
-def _scrubbed_env(keep: set[str]) -> dict:
-    return {k: v for k, v in os.environ.items() if k in keep or not _SECRET_NAME.search(k)}
 
 
 _version_cache: dict[str, str] = {}
@@ -425,7 +401,7 @@ class CommandTarget:
         keep = set(self.pass_env)
         if self.key_env:
             keep.add(self.key_env)
-        env = _scrubbed_env(keep)
+        env = scrubbed_env(keep)
         env.update(SKILLOPT_WORKSPACE=str(prep.ws), SKILLOPT_PROMPT_FILE=str(prep.prompt_file),
                    SKILLOPT_SKILL_PATH=str(prep.ws / prep.skill_path))
         return env
@@ -478,8 +454,8 @@ class CommandTarget:
                         proc.stdin.close()
                     except BrokenPipeError:
                         log.debug("agent closed stdin early")
-            timed_out = _wait_group(proc, self.timeout)
-            _kill_group(proc)  # the agent may leave children behind (servers, watchers): the whole group goes
+            timed_out = wait_process_group(proc, self.timeout)
+            kill_process_group(proc)  # the agent may leave children behind (servers, watchers): the whole group goes
             code = proc.wait()
         return RunResult(_read_all(out_path), _read_all(err_path), None if timed_out else code, timed_out,
                          time.monotonic() - t0)
@@ -979,8 +955,8 @@ class WorkspaceCommandScorer(CommandScorer):
                 except FileNotFoundError:
                     raise ConfigError("scorer 'workspace_command': `bash` was not found on PATH", None, None,
                                       "install bash") from None
-                timed_out = _wait_group(proc, self.timeout)
-                _kill_group(proc)
+                timed_out = wait_process_group(proc, self.timeout)
+                kill_process_group(proc)
                 code = proc.wait()
             stdout, stderr = _read_tail(out_path), _read_tail(err_path)
         finally:

@@ -770,6 +770,32 @@ register_scorer("python", validate=_validate_python, build=lambda spec, ctx: Pyt
 # --------------------------------------------------------------------------- command
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+
+
+def scrubbed_env(keep: set[str] | frozenset[str] = frozenset()) -> dict:
+    """The environment without secret-looking variables (model-written code runs here), except `keep`."""
+    return {k: v for k, v in os.environ.items() if k in keep or not _SECRET_NAME.search(k)}
+
+
+def wait_process_group(proc: subprocess.Popen, timeout: float, poll: float = 0.02) -> bool:
+    """Wait for a `start_new_session` leader to exit WITHOUT reaping it, so its pid stays the group id for
+    `kill_process_group`. Returns True if it timed out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(poll, left))
+
+
+def kill_process_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the whole group (leftover children included); a group that is already gone is fine."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _TAIL_BYTES = 65536
 
@@ -826,7 +852,7 @@ class CommandScorer:
 
     def _env(self, answer_file: Path) -> dict:
         keep = set(self.spec["pass_env"])
-        env = {k: v for k, v in os.environ.items() if k in keep or not _SECRET_NAME.search(k)}
+        env = scrubbed_env(keep)
         env["ANSWER_FILE"] = str(answer_file)
         env["SKILLOPT_PROJECT_ROOT"] = str(self.root)
         return env
@@ -858,9 +884,8 @@ class CommandScorer:
                 except FileNotFoundError:
                     raise ConfigError("scorer 'command': `bash` was not found on PATH", None, None,
                                       "install bash, or run skillopt where bash is available") from None
-                timed_out = self._wait(proc)
-                # bash is not reaped yet, so its pid is still this group's id: kill the group, leftovers included
-                os.killpg(proc.pid, signal.SIGKILL)
+                timed_out = wait_process_group(proc, self.timeout)
+                kill_process_group(proc)  # leftovers of the command included
                 code = proc.wait()
             stdout, stderr = _read_tail(out_path), _read_tail(err_path)
         finally:
