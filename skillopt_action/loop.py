@@ -226,6 +226,8 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     diff, added, removed = diff_stats(baseline, best, cfg.skill)
     from .report import build_report
 
+    state["status"] = "stopped_budget" if stop_reason else "completed"
+    checkpoint()
     report = build_report(rt, kind="optimize", status=state["status"], stop_reason=stop_reason,
                           baseline=baseline, best=best, scores=scores, tasks=tasks, gates=gates,
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
