@@ -110,6 +110,12 @@ def cmd_validate(args) -> int:
     print(f"ok: {cfg.path}: skill {cfg.skill}, {len(tasks)} tasks "
           f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}), "
           f"target {cfg.target.provider}:{cfg.target.model}, optimizer {cfg.optimizer.provider}:{cfg.optimizer.model}")
+    from .loop import plan
+
+    n_target, n_opt, budget_warning = plan(cfg, splits, cfg.loop.epochs)
+    print(f"plan: at most {n_target} target rollouts and {n_opt} optimizer calls per optimize run")
+    if budget_warning:
+        print(f"warning: {budget_warning}")
     from .gate import max_power_warning
 
     warn = max_power_warning(len(splits["val"]), cfg.gate.alpha, cfg.gate.resamples) if cfg.gate.mode == "paired" else None

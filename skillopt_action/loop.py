@@ -131,6 +131,22 @@ def _score_splits(rt: Runtime, base_skill: str, best_skill: str, splits: list[st
     return scores, tasks, gates
 
 
+def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, int, str | None]:
+    """Upper bounds on the calls a run makes (before cache hits), and a warning when budget.max_calls cannot
+    cover them, so users learn before paying that their budget buys only part of the run."""
+    s, n_val, n_test, n_train = cfg.gate.samples, len(splits["val"]), len(splits["test"]), len(splits["train"])
+    steps = epochs * math.ceil(n_train / cfg.loop.batch_size) if n_train else 0
+    per_step = min(cfg.loop.batch_size, n_train) + n_val * s
+    target = n_val * s + steps * per_step + 2 * n_test * s
+    optimizer = steps * math.ceil(min(cfg.loop.batch_size, n_train) / cfg.loop.minibatch_size + 1) * (1 + cfg.loop.parse_retries)
+    warning = None
+    if cfg.max_calls is not None and cfg.max_calls < target + optimizer:
+        affordable = max(0, (cfg.max_calls - n_val * s) // max(1, per_step + 2))
+        warning = (f"budget.max_calls = {cfg.max_calls} is below the run's worst case (~{target + optimizer} calls): "
+                   f"it covers the baseline and about {min(affordable, steps)} of {steps} step(s) before cache hits")
+    return target, optimizer, warning
+
+
 def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None = None, resume: bool = False,
              memory: Path | None = None) -> dict:
     cfg, log = rt.cfg, rt.log
@@ -173,6 +189,10 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     total_steps = epochs * steps_per_epoch
     log(f"tasks: train {n_train}, val {len(rt.splits['val'])}, test {len(rt.splits['test'])}; "
         f"{epochs} epoch(s) x {steps_per_epoch} step(s); gate {cfg.gate.mode}, {cfg.gate.samples} sample(s)/task")
+    n_target, n_opt, budget_warning = plan(cfg, rt.splits, epochs)
+    log(f"plan: at most {n_target} target rollouts and {n_opt} optimizer calls (cache hits are free)")
+    if budget_warning:
+        log(f"warning: {budget_warning}")
 
     def checkpoint():
         state["spend"] = rt.ledger.to_dict()

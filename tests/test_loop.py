@@ -229,3 +229,13 @@ def test_parse_proposal_tolerates_content_on_delete_and_extra_fields():
     text = 'Sure!\n```json\n{"analysis": "a", "edits": [{"op": "delete", "anchor": "- Read the question.", "content": "x", "why": "extra"}]}\n```'
     analysis, edits = parse_proposal(text, "failure", 4)
     assert analysis == "a" and edits[0].op == "delete" and edits[0].content == "" and edits[0].source == "failure"
+
+
+def test_plan_warns_before_spending_when_the_cap_cannot_cover_the_run(tmp_path, server, capsys):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 20}})
+    assert main(["validate", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    # 8 val + 1 step x (4 train + 8 val) + 2 x 4 test = 28 target rollouts
+    assert "plan: at most 28 target rollouts" in out
+    assert "warning: budget.max_calls = 20 is below the run's worst case" in out
+    assert "covers the baseline and about 0 of 1 step(s)" in out
