@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,24 +82,51 @@ class OpenAIChat:
                                              timeout=settings.timeout, max_retries=0)
         else:
             self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0)
+        self._max_tokens_param = settings.options.get("max_tokens_param", "max_tokens")
+        self._send_temperature = True
 
     def fingerprint(self) -> dict:
         return self.settings.fingerprint()
+
+    def _adapt(self, exc) -> bool:
+        """Newer OpenAI models (o-series, gpt-5) reject `max_tokens` and non-default temperatures with a 400
+        that names the fix. Adopt it once for this client and say so, instead of failing the run."""
+        msg = str(getattr(exc, "message", "") or exc)
+        if "max_tokens" in msg and "max_completion_tokens" in msg and self._max_tokens_param == "max_tokens":
+            self._max_tokens_param = "max_completion_tokens"
+        elif "temperature" in msg and self._send_temperature and ("unsupported" in msg.lower() or "not support" in msg.lower()):
+            self._send_temperature = False
+        else:
+            return False
+        print(f"[skillopt] {self.settings.role} model {self.settings.model}: adapting to the server "
+              f"({msg.strip()[:160]})", file=sys.stderr, flush=True)
+        return True
 
     def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None) -> Reply:
         o = self._openai
         opts = self.settings.options
         kwargs: dict = {"model": self.settings.model,
-                        "messages": [{"role": "system", "content": system}, *messages],
-                        "temperature": self.settings.temperature}
-        kwargs[opts.get("max_tokens_param", "max_tokens")] = self.settings.max_tokens
+                        "messages": [{"role": "system", "content": system}, *messages]}
         if opts.get("send_seed"):
             kwargs["seed"] = seed
         if json_schema is not None and opts.get("structured_output"):
             kwargs["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "answer", "schema": json_schema}}
         try:
-            resp = self.client.chat.completions.create(**kwargs)
+            for _ in range(3):
+                if self._send_temperature:
+                    kwargs["temperature"] = self.settings.temperature
+                else:
+                    kwargs.pop("temperature", None)
+                kwargs.pop("max_tokens", None)
+                kwargs.pop("max_completion_tokens", None)
+                kwargs[self._max_tokens_param] = self.settings.max_tokens
+                try:
+                    resp = self.client.chat.completions.create(**kwargs)
+                    break
+                except o.BadRequestError as exc:
+                    if not self._adapt(exc):
+                        raise
         except o.APITimeoutError as exc:
             raise TransientError(f"timed out after {self.settings.timeout}s") from exc
         except ValueError as exc:  # the server sent a body that is not the JSON it promised
@@ -148,7 +176,8 @@ class AnthropicChat:
                 raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
             raise ProviderError(f"anthropic {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}") from exc
         text = "".join(b.text for b in resp.content if getattr(b, "type", "") == "text")
-        return Reply(text, Usage(resp.usage.input_tokens or 0, resp.usage.output_tokens or 0))
+        u = getattr(resp, "usage", None)
+        return Reply(text, Usage(getattr(u, "input_tokens", 0) or 0, getattr(u, "output_tokens", 0) or 0))
 
 
 _LLAMAS: dict[tuple, object] = {}

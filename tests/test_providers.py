@@ -133,3 +133,24 @@ def test_with_retries_gives_up_after_attempts():
     with pytest.raises(ProviderError, match="after 4 attempts"):
         with_retries(fn, RetryPolicy(attempts=4, sleep=sleeps.append), what="call")
     assert len(calls) == 4 and sleeps == [1.5, 1.5, 1.5]
+
+
+def test_openai_reasoning_model_400s_are_adapted_to_once():
+    too_old = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+    no_temp = "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported."
+    with ModelServer(replies=[Fault(400, message=too_old), Fault(400, message=no_temp), Text("a"), Text("b")]) as s:
+        model = make_chat_model(settings(s, temperature=0.2, max_tokens=99))
+        assert model.complete("sys", [{"role": "user", "content": "1"}]).text == "a"
+        assert model.complete("sys", [{"role": "user", "content": "2"}]).text == "b"
+        bodies = [r.json for r in s.requests]
+    assert bodies[0]["max_tokens"] == 99 and bodies[0]["temperature"] == 0.2
+    assert "max_tokens" not in bodies[1] and bodies[1]["max_completion_tokens"] == 99
+    assert "temperature" not in bodies[2] and "temperature" not in bodies[3], "the adaptation sticks"
+    assert bodies[3]["max_completion_tokens"] == 99
+
+
+def test_other_400s_are_permanent_errors():
+    with ModelServer(replies=[Fault(400, message="model 'nope' does not exist")]) as s:
+        with pytest.raises(ProviderError, match="does not exist"):
+            make_chat_model(settings(s)).complete("sys", [{"role": "user", "content": "1"}])
+        assert len(s.requests) == 1
