@@ -71,21 +71,37 @@ class Proposal:
                 "edits": [e.to_dict() for e in self.edits], "error": self.error, "attempts": self.attempts}
 
 
+THINKING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.S | re.I)
+
+
+def strip_thinking(text: str) -> str:
+    """Drop the <think>...</think> blocks that reasoning models served by Ollama/vLLM put before the answer."""
+    return THINKING.sub("", text or "").strip()
+
+
 def extract_json(text: str):
-    """The JSON object in an answer: the whole text, a ```json fence, or the outermost {...}."""
-    text = (text or "").strip()
-    candidates = [text]
-    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    if fence:
-        candidates.append(fence.group(1))
-    if "{" in text and "}" in text:
-        candidates.append(text[text.index("{"): text.rindex("}") + 1])
+    """The JSON object in an answer: the whole text, a ```json fence, or the first object in the prose
+    (preferring one with an "edits" key). Reasoning blocks are ignored."""
+    text = strip_thinking(text)
+    candidates = [text] + [m.group(1) for m in re.finditer(r"```(?:json)?\s*(.*?)```", text, re.S)]
     last_error = "no JSON object found"
     for c in candidates:
         try:
             return json.loads(c)
         except json.JSONDecodeError as exc:
             last_error = f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    decoder, found = json.JSONDecoder(), []
+    for m in re.finditer(r"\{", text):
+        try:
+            obj, _ = decoder.raw_decode(text, m.start())
+        except json.JSONDecodeError:
+            continue  # not an object start: try the next brace
+        if isinstance(obj, dict):
+            found.append(obj)
+            if "edits" in obj:
+                return obj
+    if found:
+        return found[0]
     raise ValueError(last_error)
 
 

@@ -101,13 +101,15 @@ class ChatTarget:
         return {"kind": "chat", "model": self.model.fingerprint(), "system_template": self._system_template}
 
     def run(self, skill: str, task: "Task", sample: int) -> Completion:
+        from .reflect import strip_thinking
         from .render import render
 
         system = render(self._system_template, skill=skill, task=task)
         reply = self.model.complete(system, task.messages(), seed=sample)
         transcript = [{"role": "system", "content": system}, *task.messages(),
                       {"role": "assistant", "content": reply.text}]
-        return Completion(text=reply.text, transcript=transcript, usage=reply.usage)
+        # the answer scored is what follows a reasoning model's <think> block; the transcript keeps it all
+        return Completion(text=strip_thinking(reply.text), transcript=transcript, usage=reply.usage)
 
 
 def _chat_factory(settings: "TargetSettings", project_root=None) -> Target:

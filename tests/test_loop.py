@@ -239,3 +239,29 @@ def test_plan_warns_before_spending_when_the_cap_cannot_cover_the_run(tmp_path, 
     assert "plan: at most 28 target rollouts" in out
     assert "warning: budget.max_calls = 20 is below the run's worst case" in out
     assert "covers the baseline and about 0 of 1 step(s)" in out
+
+
+@pytest.mark.parametrize("answer", [
+    '<think>The skill has {braces} and "quotes"; maybe {"edits": 1}?</think>\n{"analysis": "ok", "edits": []}',
+    'Here is my answer: {"analysis": "ok", "edits": []} Hope it helps {really}.',
+    '```json\n{"analysis": "ok", "edits": []}\n```',
+])
+def test_optimizer_answers_from_reasoning_and_chatty_models_parse(answer):
+    from skillopt_action.reflect import parse_proposal
+
+    assert parse_proposal(answer, "failure", 4) == ("ok", [])
+
+
+def test_reasoning_target_is_scored_on_the_answer_after_its_think_block(tmp_path):
+    def r(req):
+        if "You improve a skill document" in req.system:
+            return Text(OPTIMIZER_ANSWER)
+        return Text("<think>The user wants a capital. Berlin? No.</think>\n" + target_answer(req))
+
+    with ModelServer(responder=r) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url)
+        assert run(cfg, tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    assert report["scores"]["val"]["best"] == 1.0
+    traj = [json.loads(x) for x in (tmp_path / "out/trajectories.jsonl").read_text().splitlines()]
+    assert "<think>" in traj[0]["completion"]["transcript"][-1]["content"] and "<think>" not in traj[0]["completion"]["text"]
