@@ -1,10 +1,11 @@
 """The rollout engine: run a target on tasks under a skill, score, cache, account, record.
 
 One rollout = (target, skill text, task, sample index). Its content key is a
-SHA-256 of the target's fingerprint, the skill, the task's digest (input,
-reference, scorers, fixture) and the sample index; a cached rollout is reused
-as is (output, score, feedback), so no identical rollout is ever paid twice,
-also across runs. Rollouts run with bounded concurrency; transient provider
+SHA-256 of the target's fingerprint, the skill, what the target sees of the
+task (input, fixture) and the sample index; a cached rollout is reused, so no
+identical rollout is ever paid twice, also across runs. Scores are cached with
+a second key (scorers, reference, thresholds, python scorer source): changing
+how tasks are scored re-scores cached answers without a model call. Rollouts run with bounded concurrency; transient provider
 errors are retried with backoff (calls.with_retries); each rollout is appended
 to trajectories.jsonl.
 """
@@ -59,30 +60,52 @@ class RolloutEngine:
     def key(self, skill: str, task: Task, sample: int) -> str:
         return content_key("rollout", self._fp, skill, task.digest(), sample)
 
+    def scoring_key(self, task: Task) -> str:
+        """Everything that decides a score besides the answer: scorer specs, reference, thresholds, and the source
+        of `python` scorer modules (so editing a scorer invalidates scores, not paid answers)."""
+        code = {}
+        for spec in task.scorers:
+            if spec["type"] == "python" and ":" in spec.get("function", ""):
+                path = self.ctx.project_root / (spec["function"].split(":")[0].replace(".", "/") + ".py")
+                code[str(path)] = content_key("file", path.read_text(encoding="utf-8")) if path.is_file() else None
+        return content_key("scoring", task.scoring_digest(), self.pass_threshold, code)
+
+    def _score(self, task: Task, completion: Completion) -> TaskScore:
+        try:
+            return score_completion(task, completion, self.ctx, self.pass_threshold)
+        finally:
+            if completion.workspace and not self.keep_workspaces:
+                from .harness import remove_workspace
+
+                remove_workspace(completion.workspace)
+
     def _one(self, skill: str, task: Task, sample: int, label: str) -> Rollout:
-        key = self.key(skill, task, sample)
+        key, scoring = self.key(skill, task, sample), self.scoring_key(task)
         hit = self.cache.get("rollouts", key)
-        if hit is not None:
+        # a cached answer is reused as is; under changed scorers it is re-scored for free, unless it was scored
+        # from an agent's workspace, which is gone: then the rollout runs again
+        if hit is not None and (hit.get("scoring") == scoring or not hit.get("workspace")):
             self.ledger.hit("target")
-            r = Rollout(task.id, sample, skill_hash(skill), Completion.from_dict(hit["completion"]),
-                        TaskScore.from_dict(hit["score"]), cached=True, seconds=hit.get("seconds", 0.0))
+            completion = Completion.from_dict(hit["completion"])
+            if hit.get("scoring") == scoring:
+                score = TaskScore.from_dict(hit["score"])
+            else:
+                score = self._score(task, completion)
+                self.cache.put("rollouts", key, {**hit, "score": score.to_dict(), "scoring": scoring})
+            r = Rollout(task.id, sample, skill_hash(skill), completion, score, cached=True,
+                        seconds=hit.get("seconds", 0.0))
         else:
             self.ledger.reserve("target")
             t0 = time.monotonic()
             completion = with_retries(lambda: self.target.run(skill, task, sample), self.policy,
                                       what=f"rollout of {task.id}", on_retry=lambda: self.ledger.retried("target"),
                                       log=self.log)
-            try:
-                score = score_completion(task, completion, self.ctx, self.pass_threshold)
-            finally:
-                if completion.workspace and not self.keep_workspaces:
-                    from .harness import remove_workspace
-
-                    remove_workspace(completion.workspace)
+            had_workspace = completion.workspace is not None
+            score = self._score(task, completion)
             self.ledger.charge("target", getattr(self.target, "price_model", None), completion.usage)
             r = Rollout(task.id, sample, skill_hash(skill), completion, score, seconds=time.monotonic() - t0)
             self.cache.put("rollouts", key, {"completion": completion.to_dict(), "score": score.to_dict(),
-                                             "seconds": r.seconds})
+                                             "scoring": scoring, "workspace": had_workspace, "seconds": r.seconds})
         self._record(r, label)
         return r
 

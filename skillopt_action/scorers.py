@@ -82,6 +82,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -669,17 +670,38 @@ def _validate_python(spec, file, line):
     return spec
 
 
+_LOADED_SCORERS: dict[str, tuple[str, int]] = {}
+_IMPORT_LOCK = threading.RLock()  # rollouts score in parallel threads; imports must not interleave
+
+
 def _import_function(ref: str, root: Path) -> Callable:
+    with _IMPORT_LOCK:
+        return _import_function_locked(ref, root)
+
+
+def _import_function_locked(ref: str, root: Path) -> Callable:
     module_name, _, attr = ref.partition(":")
     rel = Path(*module_name.split("."))
     fix = (f"create {rel}.py (or {rel}/__init__.py) under the project root {root} defining "
            f"`def {attr.split('.')[-1]}(task, output, reference)`, or fix `function:`")
     root_s = str(Path(root).resolve())
-    if root_s not in sys.path:
-        sys.path.insert(0, root_s)
+    if root_s in sys.path:
+        sys.path.remove(root_s)
+    sys.path.insert(0, root_s)  # this project's modules win over same-named ones elsewhere
+    source = next((p for p in (Path(root_s) / rel.with_suffix(".py"), Path(root_s) / rel / "__init__.py")
+                   if p.is_file()), None)
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and source is not None:
+        # a long-lived process (tests, the Action) may have imported another project's module of that name,
+        # or an older version of this one: load the file that is there now
+        current = (str(source.resolve()), source.stat().st_mtime_ns)
+        if _LOADED_SCORERS.get(module_name) != current or Path(getattr(loaded, "__file__", "") or "").resolve() != source.resolve():
+            del sys.modules[module_name]
     importlib.invalidate_caches()
     try:
         module = importlib.import_module(module_name)
+        if source is not None:
+            _LOADED_SCORERS[module_name] = (str(source.resolve()), source.stat().st_mtime_ns)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise ConfigError(f"scorer 'python': module {module_name!r} not found", None, None, fix) from None

@@ -54,11 +54,13 @@ class Task:
         return "\n\n".join(f"{m['role']}: {m['content']}" for m in self.input)
 
     def digest(self) -> str:
-        """Content address of everything that defines the task (for the rollout cache)."""
-        payload = {
-            "id": self.id, "input": self.input, "reference": self.reference,
-            "scorers": self.scorers, "fixture": self.fixture_digest,
-        }
+        """Content address of what the target sees (input, fixture): the rollout cache key. How the answer is
+        scored is keyed separately (`scoring_digest`), so editing a scorer re-scores cached answers for free."""
+        payload = {"id": self.id, "input": self.input, "fixture": self.fixture_digest}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def scoring_digest(self) -> str:
+        payload = {"reference": self.reference, "scorers": self.scorers, "pass_threshold": self.pass_threshold}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

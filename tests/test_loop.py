@@ -265,3 +265,32 @@ def test_reasoning_target_is_scored_on_the_answer_after_its_think_block(tmp_path
     assert report["scores"]["val"]["best"] == 1.0
     traj = [json.loads(x) for x in (tmp_path / "out/trajectories.jsonl").read_text().splitlines()]
     assert "<think>" in traj[0]["completion"]["transcript"][-1]["content"] and "<think>" not in traj[0]["completion"]["text"]
+
+
+def test_changing_a_scorer_rescores_cached_answers_without_model_calls(tmp_path, server):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url)
+    ev = ["eval", "--config", str(cfg), "--split", "val", "--quiet"]
+    assert main(ev + ["--out", str(tmp_path / "a")]) == 0
+    n = len(server.requests)
+    tasks = tmp_path / "evals" / "capitals.yml"
+    # verbose answers ("The capital of X is Y.") fail `exact` but pass `contains`
+    tasks.write_text(tasks.read_text().replace("- type: exact", "- type: contains\n    value: capital of"))
+    assert main(ev + ["--out", str(tmp_path / "b")]) == 0
+    assert len(server.requests) == n, "re-scoring must not call the model"
+    a, b = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")
+    assert a["scores"]["val"]["baseline"] == 0.0 and b["scores"]["val"]["baseline"] == 1.0
+    assert b["spend"]["calls"] == 0
+
+
+def test_editing_a_python_scorer_module_rescores(tmp_path, server):
+    cfg = write_project(tmp_path, base_url=server.openai_base_url)
+    (tmp_path / "judge.py").write_text("def score(output):\n    return 0.0\n")
+    tasks = tmp_path / "evals" / "capitals.yml"
+    tasks.write_text(tasks.read_text().replace("- type: exact", "- type: python\n    function: judge:score"))
+    ev = ["eval", "--config", str(cfg), "--split", "val", "--quiet"]
+    assert main(ev + ["--out", str(tmp_path / "a")]) == 0
+    n = len(server.requests)
+    (tmp_path / "judge.py").write_text("def score(output):\n    return 1.0 if 'capital' in output else 0.0\n")
+    assert main(ev + ["--out", str(tmp_path / "b")]) == 0
+    assert len(server.requests) == n
+    assert json.loads((tmp_path / "b/report.json").read_text())["scores"]["val"]["baseline"] == 1.0
