@@ -774,12 +774,18 @@ def _op_add(text: str, edit: Edit, block: list[str], spans: list[_Span]) -> tupl
     return _insert_block(text, lines, starts, after, block, spans, separate=True)
 
 
-def _op_insert_after(text: str, edit: Edit, block: list[str], spans: list[_Span]) -> tuple[str | None, str]:
+def _locate_unprotected(text: str, edit: Edit, spans: list[_Span]) -> tuple[tuple[int, int] | None, str]:
+    """The anchor's unique span, or (None, why): not found, ambiguous, or overlapping a protected region."""
     span, reason = _locate(text, edit.anchor or "")
     if span is None:
         return None, reason
     reason = _overlap_reason(spans, span[0], span[1], "anchor")
-    if reason:
+    return (None, reason) if reason else (span, "")
+
+
+def _op_insert_after(text: str, edit: Edit, block: list[str], spans: list[_Span]) -> tuple[str | None, str]:
+    span, reason = _locate_unprotected(text, edit, spans)
+    if span is None:
         return None, reason
     lines = _split_lines(text)
     starts = _line_starts(text)
@@ -789,11 +795,8 @@ def _op_insert_after(text: str, edit: Edit, block: list[str], spans: list[_Span]
 
 
 def _op_replace(text: str, edit: Edit, spans: list[_Span]) -> tuple[str | None, str]:
-    span, reason = _locate(text, edit.anchor or "")
+    span, reason = _locate_unprotected(text, edit, spans)
     if span is None:
-        return None, reason
-    reason = _overlap_reason(spans, span[0], span[1], "anchor")
-    if reason:
         return None, reason
     matched = text[span[0]:span[1]]
     new = _content_lf(edit.content)
@@ -809,11 +812,8 @@ def _op_replace(text: str, edit: Edit, spans: list[_Span]) -> tuple[str | None, 
 
 
 def _op_delete(text: str, edit: Edit, spans: list[_Span]) -> tuple[str | None, str]:
-    span, reason = _locate(text, edit.anchor or "")
+    span, reason = _locate_unprotected(text, edit, spans)
     if span is None:
-        return None, reason
-    reason = _overlap_reason(spans, span[0], span[1], "anchor")
-    if reason:
         return None, reason
     ms, me = span
     result = text[:ms] + text[me:]
