@@ -531,15 +531,12 @@ def _lookup(obj: Any, dotted: str) -> Any:
 
 
 def _parse_json_output(stdout: str) -> Any:
-    try:
-        return json.loads(stdout)
-    except json.JSONDecodeError:
-        pass
-    for line in reversed(stdout.strip().splitlines()):
+    """The whole stdout as JSON, else its last line that is JSON (CLIs often log before the result); None if neither."""
+    for candidate in [stdout, *reversed(stdout.strip().splitlines())]:
         try:
-            return json.loads(line)
+            return json.loads(candidate)
         except json.JSONDecodeError:
-            continue
+            continue  # not JSON: try the next candidate
     return None
 
 
