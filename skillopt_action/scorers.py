@@ -879,17 +879,6 @@ class CommandScorer:
         env["SKILLOPT_PROJECT_ROOT"] = str(self.root)
         return env
 
-    def _wait(self, proc: subprocess.Popen) -> bool:
-        """Wait for bash to exit without reaping it (so its process group id stays ours). True if it timed out."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return False
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return True
-            time.sleep(min(0.02, left))
-
     def score(self, task, completion) -> ScoreResult:
         out = _output(completion)
         tmp = tempfile.mkdtemp(prefix="skillopt-score-")
