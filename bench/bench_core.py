@@ -66,7 +66,9 @@ def bench() -> list[tuple[str, float, float, str]]:
         n = len(server.requests) - n0
         again = timed(["optimize", "--config", str(cfg), "--out", str(tmp / "cache/b"), "--quiet"])
         assert len(server.requests) == n0 + n
-        rows.append((f"optimize run ({n} calls) vs cached rerun (0 calls)", first, again, f"{first / again:.0f}x faster"))
+        rows.append(
+            (f"optimize run ({n} calls) vs cached rerun (0 calls)", first, again, f"{first / again:.0f}x faster")
+        )
     return rows
 
 

@@ -18,12 +18,13 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .errors import BudgetExceeded, ProviderError, TransientError
-from .targets import Usage
+from .types import Reply, Usage
 
 T = TypeVar("T")
 
@@ -187,8 +188,6 @@ class ManagedModel:
         return self.model.fingerprint()
 
     def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None):
-        from .providers import Reply
-
         key = content_key("chat", self.model.fingerprint(), system, messages, seed, json_schema)
         hit = self.cache.get("calls", key)
         if hit is not None:

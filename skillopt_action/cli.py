@@ -19,10 +19,16 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__
+from . import __version__, api
+from .config import schema_json
 from .errors import EXIT_INTERNAL, EXIT_OK, ConfigError, SkillOptError
+from .github import action
+from .init import init
+from .report import render_markdown
+from .runtime import quiet_log, stderr_log
 
 
 def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
@@ -35,8 +41,12 @@ def _common(p: argparse.ArgumentParser, out_default: str | None = None) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="skillopt", description="Train agent skill files on scored tasks.",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    ap = argparse.ArgumentParser(
+        prog="skillopt",
+        description="Train agent skill files on scored tasks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     ap.add_argument("--version", action="version", version=f"skillopt {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("init", help="write a starter config and example tasks")
@@ -67,104 +77,65 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _read_skill(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("skill file not found", path, None, "check the path given to --skill")
-    return p.read_text(encoding="utf-8")
+def _log(args) -> Callable[[str], None]:
+    return quiet_log if args.quiet else stderr_log
 
 
-def _runtime(args):
-    from .config import load_config
-    from .loop import Runtime, stderr_log
-
-    cfg = load_config(args.config)
-    log = (lambda m: None) if args.quiet else stderr_log
-    return Runtime(cfg, Path(args.out), log=log, no_cache=args.no_cache, keep_workspaces=args.keep_workspaces)
+def _run_options(args) -> dict:
+    return {"out": Path(args.out), "log": _log(args), "no_cache": args.no_cache,
+            "keep_workspaces": args.keep_workspaces}
 
 
 def cmd_validate(args) -> int:
-    from .config import load_config
-    from .scorers import ScorerContext, check_tasks
-    from .tasks import assign_splits, load_tasks
-
-    cfg = load_config(args.config)
-    tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
-    check_tasks(tasks, ScorerContext(project_root=cfg.root, judge=object()))
-    from .config import CHAT_PROVIDERS
-    from .scorers import SCORER_TYPES
-
-    if cfg.target.provider in CHAT_PROVIDERS:
-        for t in tasks:
-            ws = [s["type"] for s in t.scorers if SCORER_TYPES[s["type"]].needs_workspace]
-            if ws:
-                file, _, line = t.source.rpartition(":")
-                raise ConfigError(f"task {t.id!r} uses the workspace scorer {ws[0]!r}, but the target "
-                                  f"{cfg.target.provider!r} is a chat model with no workspace", file, int(line),
-                                  "use an agent target (provider: claude-code, codex or command), or a text scorer")
-    else:
-        from .targets import make_target
-
-        make_target(cfg.target, cfg.root)  # finds the agent binary: a missing CLI is reported now, not mid-run
-    splits = assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
-    print(f"ok: {cfg.path}: skill {cfg.skill}, {len(tasks)} tasks "
+    check = api.validate(args.config)
+    cfg, splits = check.config, check.splits
+    print(f"ok: {cfg.path}: skill {cfg.skill}, {len(check.tasks)} tasks "
           f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}), "
           f"target {cfg.target.provider}:{cfg.target.model}, optimizer {cfg.optimizer.provider}:{cfg.optimizer.model}")
-    from .loop import plan
-
-    n_target, n_opt, budget_warning = plan(cfg, splits, cfg.loop.epochs)
-    print(f"plan: at most {n_target} target rollouts and {n_opt} optimizer calls per optimize run")
-    if budget_warning:
-        print(f"warning: {budget_warning}")
-    from .gate import max_power_warning
-
-    warn = max_power_warning(len(splits["val"]), cfg.gate.alpha, cfg.gate.resamples) if cfg.gate.mode == "paired" else None
-    if warn:
-        print(f"warning: {warn}")
+    print(f"plan: at most {check.max_target_calls} target rollouts and {check.max_optimizer_calls} optimizer calls "
+          f"per optimize run")
+    for warning in check.warnings:
+        print(f"warning: {warning}")
     return EXIT_OK
 
 
 def cmd_eval(args) -> int:
-    from .loop import evaluate
-
-    rt = _runtime(args)
-    skill = _read_skill(args.skill) if args.skill else rt.cfg.skill_path.read_text(encoding="utf-8")
     splits = ["train", "val", "test"] if args.split == "all" else [args.split]
-    report = evaluate(rt, skill, splits)
-    for split, s in report["scores"].items():
+    result = api.evaluate(args.config, skill=api.read_skill(args.skill) if args.skill else None, splits=splits,
+                          **_run_options(args))
+    result.write()
+    for split, s in result.report.scores.items():
         print(f"{split}: {s['baseline']:.3f} ({s['n']} tasks x {s['samples']} samples)")
     print(f"report: {Path(args.out) / 'report.md'}")
     return EXIT_OK
 
 
 def cmd_optimize(args) -> int:
-    from .loop import optimize
-
-    rt = _runtime(args)
-    report = optimize(rt, skill_text=_read_skill(args.skill) if args.skill else None, epochs=args.epochs,
-                      resume=args.resume, memory=Path(args.memory) if args.memory else None)
-    for split, s in report["scores"].items():
+    result = api.optimize(args.config, skill=api.read_skill(args.skill) if args.skill else None, epochs=args.epochs,
+                          resume=args.resume, memory=Path(args.memory) if args.memory else None, **_run_options(args))
+    result.write()
+    for split, s in result.report.scores.items():
         best = f"{s['best']:.3f}" if s.get("best") is not None else "n/a"
         print(f"{split}: baseline {s['baseline']:.3f} -> best {best}")
-    print(("improved: " if report["improved"] else "no improvement passed the gate; ") +
+    print(("improved: " if result.improved else "no improvement passed the gate; ") +
           f"best skill in {Path(args.out) / 'best_skill.md'}, report in {Path(args.out) / 'report.md'}")
     return EXIT_OK
 
 
 def cmd_compare(args) -> int:
-    from .loop import compare
-
-    rt = _runtime(args)
-    report = compare(rt, _read_skill(args.base_skill), _read_skill(args.skill),
-                     [s.strip() for s in args.splits.split(",") if s.strip()])
-    g = report["gate"]
-    print(("passes the gate: " if report["improved"] else "does not pass the gate: ") + (g["reason"] if g else "no val tasks"))
+    result = api.compare(args.config, base_skill=api.read_skill(args.base_skill),
+                         candidate_skill=api.read_skill(args.skill),
+                         splits=[s.strip() for s in args.splits.split(",") if s.strip()], **_run_options(args))
+    result.write()
+    g = result.report.gate
+    print(
+        ("passes the gate: " if result.improved else "does not pass the gate: ")
+        + (g["reason"] if g else "no val tasks")
+    )
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
-    from .report import render_markdown
-
     path = Path(args.run_dir) / "report.json"
     if not path.is_file():
         raise ConfigError("no report.json in that directory", str(path), None, "pass the --out directory of a run")
@@ -174,20 +145,14 @@ def cmd_report(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from .init import init
-
     return init(args.skill, args.config)
 
 
 def cmd_action(args) -> int:
-    from .github.action import run
-
-    return run()
+    return action.run()
 
 
 def cmd_schema(args) -> int:
-    from .config import schema_json
-
     sys.stdout.write(schema_json())
     return EXIT_OK
 

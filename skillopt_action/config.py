@@ -22,9 +22,9 @@ from typing import Any
 
 import jsonschema
 
-from . import yamlfile
 from .errors import ConfigError
-from .yamlfile import Located
+from .gate import GateSettings
+from .yamlfile import Located, LocatedList, load
 
 DEFAULT_CONFIG = ".github/skillopt.yml"
 PROVIDERS = ["openai", "azure", "anthropic", "local", "command", "claude-code", "codex"]
@@ -39,15 +39,35 @@ _MODEL = {
     "additionalProperties": False,
     "description": "A model (or agent) and how to reach it.",
     "properties": {
-        "provider": {"enum": PROVIDERS, "description": "openai (also any OpenAI-compatible server via base_url), azure, anthropic, local (the bundled SmolLM2-135M), or an agent harness: command, claude-code, codex."},
+        "provider": {
+            "enum": PROVIDERS,
+            "description": "openai (also any OpenAI-compatible server via base_url), azure, anthropic, local "
+            "(the bundled SmolLM2-135M), or an agent harness: command, claude-code, codex.",
+        },
         "model": {"type": "string", "description": "Model name (Azure: the deployment name)."},
-        "base_url": {"type": "string", "description": "API base URL, e.g. http://localhost:11434/v1 for Ollama. Defaults to the provider's (or OPENAI_BASE_URL / ANTHROPIC_BASE_URL)."},
-        "api_key_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "description": "NAME of the environment variable holding the API key (never the key itself)."},
+        "base_url": {
+            "type": "string",
+            "description": "API base URL, e.g. http://localhost:11434/v1 for Ollama. Defaults to the provider's "
+            "(or OPENAI_BASE_URL / ANTHROPIC_BASE_URL).",
+        },
+        "api_key_env": {
+            "type": "string",
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+            "description": "NAME of the environment variable holding the API key (never the key itself).",
+        },
         "api_version": {"type": "string", "description": "Azure OpenAI API version."},
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "max_tokens": {"type": "integer", "minimum": 1},
-        "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds per call (agent harness: per rollout)."},
-        "options": {"type": "object", "description": "Provider-specific settings (agent harnesses, local model_path, n_ctx, structured_output ...)."},
+        "timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Seconds per call (agent harness: per rollout).",
+        },
+        "options": {
+            "type": "object",
+            "description": "Provider-specific settings (agent harnesses, local model_path, n_ctx, "
+            "structured_output ...).",
+        },
     },
 }
 CONFIG_SCHEMA: dict = {
@@ -58,20 +78,32 @@ CONFIG_SCHEMA: dict = {
     "additionalProperties": False,
     "required": ["skill", "tasks"],
     "properties": {
-        "skill": {"type": "string", "minLength": 1, "description": "Path of the skill file to train (SKILL.md, AGENTS.md, CLAUDE.md ...)."},
-        "tasks": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-                  "description": "Glob(s) of YAML/JSONL task files."},
+        "skill": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Path of the skill file to train (SKILL.md, AGENTS.md, CLAUDE.md ...).",
+        },
+        "tasks": {
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+            "description": "Glob(s) of YAML/JSONL task files.",
+        },
         "splits": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"train": {"type": "number", "minimum": 0}, "val": {"type": "number", "minimum": 0},
-                           "test": {"type": "number", "minimum": 0}, "seed": {"type": "integer"}},
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "train": {"type": "number", "minimum": 0},
+                "val": {"type": "number", "minimum": 0},
+                "test": {"type": "number", "minimum": 0},
+                "seed": {"type": "integer"},
+            },
             "description": "Ratios for tasks without an explicit `split:` (default 0.5/0.25/0.25, seed 0).",
         },
         "target": _MODEL,
         "optimizer": _MODEL,
         "judge": _MODEL,
         "loop": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {
                 "epochs": {"type": "integer", "minimum": 1},
                 "batch_size": {"type": "integer", "minimum": 1},
@@ -81,34 +113,54 @@ CONFIG_SCHEMA: dict = {
                 "parse_retries": {"type": "integer", "minimum": 0, "maximum": 5},
                 "max_trajectory_chars": {"type": "integer", "minimum": 200},
                 "edit_budget": {
-                    "type": "object", "additionalProperties": False,
-                    "properties": {"ops": {"type": "integer", "minimum": 1}, "lines": {"type": "integer", "minimum": 1},
-                                   "min_ops": {"type": "integer", "minimum": 1}, "min_lines": {"type": "integer", "minimum": 1},
-                                   "schedule": {"enum": ["constant", "linear", "cosine"]}},
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "ops": {"type": "integer", "minimum": 1},
+                        "lines": {"type": "integer", "minimum": 1},
+                        "min_ops": {"type": "integer", "minimum": 1},
+                        "min_lines": {"type": "integer", "minimum": 1},
+                        "schedule": {"enum": ["constant", "linear", "cosine"]},
+                    },
                 },
             },
         },
         "gate": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"mode": {"enum": ["paired", "strict"]}, "samples": {"type": "integer", "minimum": 1},
-                           "min_delta": {"type": "number", "minimum": 0, "maximum": 1},
-                           "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                           "test": {"enum": ["permutation", "bootstrap"]}, "resamples": {"type": "integer", "minimum": 100}},
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "mode": {"enum": ["paired", "strict"]},
+                "samples": {"type": "integer", "minimum": 1},
+                "min_delta": {"type": "number", "minimum": 0, "maximum": 1},
+                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "test": {"enum": ["permutation", "bootstrap"]},
+                "resamples": {"type": "integer", "minimum": 100},
+            },
         },
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
         "retries": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"attempts": {"type": "integer", "minimum": 1, "maximum": 20},
-                           "base_delay": {"type": "number", "minimum": 0}, "max_delay": {"type": "number", "minimum": 0}},
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "attempts": {"type": "integer", "minimum": 1, "maximum": 20},
+                "base_delay": {"type": "number", "minimum": 0},
+                "max_delay": {"type": "number", "minimum": 0},
+            },
         },
         "budget": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {"max_usd": {"type": "number", "minimum": 0}, "max_calls": {"type": "integer", "minimum": 1}},
         },
         "prices": {
-            "type": "object", "description": "USD per million tokens by model name: {model: {input: X, output: Y}}.",
-            "additionalProperties": {"type": "object", "additionalProperties": False, "required": ["input", "output"],
-                                     "properties": {"input": {"type": "number", "minimum": 0}, "output": {"type": "number", "minimum": 0}}},
+            "type": "object",
+            "description": "USD per million tokens by model name: {model: {input: X, output: Y}}.",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["input", "output"],
+                "properties": {"input": {"type": "number", "minimum": 0}, "output": {"type": "number", "minimum": 0}},
+            },
         },
         "cache_dir": {"type": "string", "description": "Rollout and model-call cache (default .skillopt/cache)."},
     },
@@ -203,7 +255,7 @@ class Config:
     optimizer: ModelSettings
     judge: ModelSettings
     loop: LoopSettings
-    gate: Any  # gate.GateSettings
+    gate: GateSettings
     concurrency: int
     retries: RetrySettings
     max_usd: float | None
@@ -240,7 +292,9 @@ def project_root_for(config_path: Path) -> Path:
 def _locate(raw: Any, path: list) -> int | None:
     node, line = raw, getattr(raw, "line", None)
     for key in path:
-        if isinstance(node, (Located, yamlfile.LocatedList)) and (key in node if isinstance(node, dict) else 0 <= key < len(node)):
+        if isinstance(node, (Located, LocatedList)) and (
+            key in node if isinstance(node, dict) else 0 <= key < len(node)
+        ):
             line = node.line_of(key)
             node = node[key]
         else:
@@ -253,6 +307,7 @@ def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigErro
     dotted = ".".join(str(p) for p in path) or "(top level)"
     line = _locate(raw, path)
     v, sch = err.validator, err.schema
+    assert isinstance(sch, dict)
     if v == "additionalProperties":
         allowed = sorted(sch.get("properties", {}))
         extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
@@ -314,17 +369,21 @@ def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    from .gate import GateSettings
-
     cfg_path = Path(path or DEFAULT_CONFIG)
     file = str(cfg_path)
-    raw = yamlfile.load(cfg_path)
+    raw = load(cfg_path)
     if raw is None:
-        raise ConfigError("the config file is empty", file, 1, "start from `skillopt init`, or write `skill:` and `tasks:`")
-    if not isinstance(raw, dict):
-        raise ConfigError("the config must be a mapping of keys", file, getattr(raw, "line", 1), "write `skill: SKILL.md` etc.")
+        raise ConfigError(
+            "the config file is empty", file, 1, "start from `skillopt init`, or write `skill:` and `tasks:`"
+        )
+    if not isinstance(raw, Located):
+        raise ConfigError(
+            "the config must be a mapping of keys", file, getattr(raw, "line", 1), "write `skill: SKILL.md` etc."
+        )
     validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
-    errors = sorted(validator.iter_errors(raw), key=lambda e: (_locate(raw, list(e.absolute_path)) or 0, len(list(e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(raw), key=lambda e: (_locate(raw, list(e.absolute_path)) or 0, len(list(e.absolute_path)))
+    )
     if errors:
         raise _explain(errors[0], raw, file)
     root = project_root_for(cfg_path)
@@ -334,7 +393,11 @@ def load_config(path: str | Path | None = None) -> Config:
                           "create it, or fix `skill:` (paths are relative to the repository root)")
     tasks = [raw["tasks"]] if isinstance(raw["tasks"], str) else list(raw["tasks"])
     splits = raw.get("splits") or {}
-    ratios = {"train": float(splits.get("train", 0.5)), "val": float(splits.get("val", 0.25)), "test": float(splits.get("test", 0.25))}
+    ratios = {
+        "train": float(splits.get("train", 0.5)),
+        "val": float(splits.get("val", 0.25)),
+        "test": float(splits.get("test", 0.25)),
+    }
     if ratios["train"] <= 0 or ratios["val"] <= 0:
         raise ConfigError("`splits` needs a positive train and val ratio", file, raw.line_of("splits"),
                           "e.g. `splits: {train: 0.5, val: 0.25, test: 0.25}`")
@@ -350,12 +413,28 @@ def load_config(path: str | Path | None = None) -> Config:
     lp = raw.get("loop") or {}
     eb = lp.get("edit_budget") or {}
     budget = EditBudget(**{k: eb[k] for k in ("ops", "lines", "min_ops", "min_lines", "schedule") if k in eb})
-    loop = LoopSettings(**{k: lp[k] for k in ("epochs", "batch_size", "minibatch_size", "pass_threshold", "failure_only",
-                                              "parse_retries", "max_trajectory_chars") if k in lp}, edit_budget=budget)
+    loop = LoopSettings(
+        **{
+            k: lp[k]
+            for k in (
+                "epochs",
+                "batch_size",
+                "minibatch_size",
+                "pass_threshold",
+                "failure_only",
+                "parse_retries",
+                "max_trajectory_chars",
+            )
+            if k in lp
+        },
+        edit_budget=budget,
+    )
     g = raw.get("gate") or {}
     try:
-        gate = GateSettings(**{k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples") if k in g},
-                            seed=int(splits.get("seed", 0)))
+        gate = GateSettings(
+            **{k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples") if k in g},
+            seed=int(splits.get("seed", 0)),
+        )
     except ValueError as exc:
         raise ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
                           "see `gate:` in the config reference (README.md)") from None

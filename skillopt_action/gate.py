@@ -57,7 +57,9 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any, cast
 
 __all__ = [
     "EXACT_MAX_NONZERO",
@@ -163,7 +165,7 @@ def _mean(xs: list[float]) -> float:
 def _check_scores(side: str, task_id: str, scores: object) -> list[float]:
     if isinstance(scores, (str, bytes)) or not hasattr(scores, "__iter__"):
         raise ValueError(f"{side} scores for task {task_id!r} must be a list of numbers, got {scores!r}")
-    out = list(scores)  # type: ignore[arg-type]
+    out = list(cast(Iterable[Any], scores))
     if not out:
         raise ValueError(f"{side} has no scores for task {task_id!r} (need at least one sample)")
     for s in out:
@@ -331,7 +333,7 @@ def compare(
     tally = f"{wins} better, {losses} worse" + (f", {ties} tied" if ties else "")
     task_word = "task" if n == 1 else "tasks"
 
-    common = dict(
+    common: dict[str, Any] = dict(
         mode=settings.mode,
         n_tasks=n,
         incumbent_mean=inc_mean,
@@ -362,7 +364,7 @@ def compare(
     m = len(nonzero)
     ci_level = 1.0 - settings.alpha
     warning = max_power_warning(n, settings.alpha, settings.resamples if settings.test == "permutation" else None)
-    extra = dict(
+    extra: dict[str, Any] = dict(
         test=settings.test,
         alpha=settings.alpha,
         min_delta=settings.min_delta,
@@ -401,13 +403,16 @@ def compare(
 
     gain = f"{mean_d:+.3f} mean paired gain over {n} {task_word} ({tally})"
     p_text = f"p={_fmt_p(p)}"
-    a_text = f"alpha {settings.alpha:.2f}" if round(settings.alpha, 2) == settings.alpha else f"alpha {settings.alpha:g}"
+    a_text = (
+        f"alpha {settings.alpha:.2f}" if round(settings.alpha, 2) == settings.alpha else f"alpha {settings.alpha:g}"
+    )
     if accepted:
         reason = f"accepted: {gain}, {p_text} < {a_text}"
         if settings.min_delta > 0:
             reason += f", at least min_delta {settings.min_delta:.3f}"
     elif not positive:
-        reason = f"rejected: candidate is not better, {mean_d:+.3f} mean paired change over {n} {task_word} ({tally}), {p_text}"
+        reason = (f"rejected: candidate is not better, {mean_d:+.3f} mean paired change over {n} {task_word} "
+                  f"({tally}), {p_text}")
     else:
         why = []
         if not big_enough:

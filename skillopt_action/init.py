@@ -37,5 +37,7 @@ def init(skill: str | None, config: str | None, root: Path | None = None) -> int
     cfg_path.write_text(render("init_config.yml.j2", skill=rel_skill), encoding="utf-8")
     tasks_path.write_text(render("init_tasks.yml.j2"), encoding="utf-8")
     print(f"wrote {cfg_path.relative_to(root)} and {tasks_path.relative_to(root)} for {rel_skill}", file=sys.stderr)
-    print("next: replace the example tasks with real ones, then `skillopt validate` and `skillopt eval`", file=sys.stderr)
+    print(
+        "next: replace the example tasks with real ones, then `skillopt validate` and `skillopt eval`", file=sys.stderr
+    )
     return EXIT_OK

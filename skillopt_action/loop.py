@@ -1,10 +1,6 @@
 """The training loop: epochs of train minibatches -> reflect -> bounded edits -> gate, with checkpoints.
 
-Also the two read-only runs built from the same parts: `evaluate` (score one skill on some splits) and
-`compare` (score a candidate skill against a base skill with the gate: how a human edit in a pull
-request is judged exactly like a bot edit).
-
-State is written to `<out>/state.json` after every step; `--resume` continues from it. Every rollout and
+State is written to `<out>/state.json` after every step; `resume=True` continues from it. Every rollout and
 optimizer call is content-cached, so resuming or re-running never pays for the same call twice.
 """
 
@@ -13,122 +9,23 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from .calls import DiskCache, Ledger, ManagedModel, RetryPolicy, content_key
+from .calls import content_key
 from .config import Config
-from .edits import Edit, apply_edits, diff_stats
+from .diff import diff_stats
+from .edits import apply_edits
 from .errors import BudgetExceeded, ConfigError
-from .gate import GateSettings, compare as gate_compare
-from .reflect import merge, reflect, screen
-from .rollout import Rollout, RolloutEngine, mean_scores, split_mean
-from .scorers import ScorerContext
-from .targets import make_target
-from .tasks import Task, assign_splits, load_tasks
+from .evaluation import gate_decision, score_splits
+from .gate import max_power_warning
+from .reflect import merge, reflect
+from .report import Report, build_report
+from .rollout import split_mean
+from .runtime import Runtime, write_json
+from .screen import screen
+from .types import Edit, Task
 
 STATE_VERSION = 1
-
-
-def stderr_log(msg: str) -> None:
-    print(f"[skillopt] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Runtime:
-    """Everything a run needs, built once from the config."""
-
-    cfg: Config
-    out: Path
-    log: Callable[[str], None] = stderr_log
-    no_cache: bool = False
-    keep_workspaces: bool = False
-    tasks: list[Task] = field(default_factory=list)
-    splits: dict[str, list[Task]] = field(default_factory=dict)
-
-    def __post_init__(self):
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.t0 = time.monotonic()
-        self.ledger = Ledger(prices=cfg.prices, max_usd=cfg.max_usd, max_calls=cfg.max_calls)
-        self.cache = DiskCache(None if self.no_cache else cfg.cache_dir)
-        self.policy = RetryPolicy(cfg.retries.attempts, cfg.retries.base_delay, cfg.retries.max_delay)
-        if not self.tasks:
-            self.tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
-        self.by_id = {t.id: t for t in self.tasks}
-        if not self.splits:
-            self.splits = assign_splits(self.tasks, cfg.split_ratios, cfg.split_seed)
-        self._optimizer = self._judge = None
-        uses_judge = any(s["type"] == "llm_rubric" for t in self.tasks for s in t.scorers)
-        self.scorer_ctx = ScorerContext(project_root=cfg.root, judge=self.judge() if uses_judge else None)
-        self.trajectories = self.out / "trajectories.jsonl"
-        self.engine = RolloutEngine(make_target(cfg.target, cfg.root), self.scorer_ctx, ledger=self.ledger,
-                                    cache=self.cache, policy=self.policy, concurrency=cfg.concurrency,
-                                    pass_threshold=cfg.loop.pass_threshold, trajectories=self.trajectories,
-                                    keep_workspaces=self.keep_workspaces, log=self.log)
-
-    def _managed(self, settings, role):
-        from .providers import make_chat_model
-
-        return ManagedModel(make_chat_model(settings), role, self.ledger, self.cache, self.policy, self.log)
-
-    def optimizer(self):
-        if self._optimizer is None:
-            self._optimizer = self._managed(self.cfg.optimizer, "optimizer")
-        return self._optimizer
-
-    def judge(self):
-        if self._judge is None:
-            self._judge = self._managed(self.cfg.judge, "judge")
-        return self._judge
-
-    def spend_line(self) -> str:
-        return f"calls {self.ledger.calls}, cache hits {self.ledger.cache_hits}, ${self.ledger.usd:.4f}"
-
-    def rollouts(self, skill: str, split: str, samples: int, label: str) -> dict[str, list[Rollout]]:
-        return self.engine.run(skill, self.splits[split], samples, label=label)
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def _per_task(base: dict[str, list[Rollout]], best: dict[str, list[Rollout]]) -> list[dict]:
-    rows = []
-    for tid in base:
-        b = sum(r.score.score for r in base[tid]) / len(base[tid])
-        c = sum(r.score.score for r in best[tid]) / len(best[tid])
-        fb = best[tid][0].score.feedback() if best[tid] else ""
-        rows.append({"id": tid, "baseline": round(b, 4), "best": round(c, 4), "delta": round(c - b, 4),
-                     "feedback": fb[:300]})
-    return rows
-
-
-def _gate(rt: Runtime, inc: dict, cand: dict, step_seed: int):
-    g: GateSettings = rt.cfg.gate
-    settings = GateSettings(mode=g.mode, samples=g.samples, min_delta=g.min_delta, alpha=g.alpha, test=g.test,
-                            resamples=g.resamples, seed=g.seed * 7919 + step_seed)
-    return gate_compare(mean_scores(inc), mean_scores(cand), settings)
-
-
-def _score_splits(rt: Runtime, base_skill: str, best_skill: str, splits: list[str], label: str) -> tuple[dict, dict, dict]:
-    scores, tasks, gates = {}, {}, {}
-    for split in splits:
-        if not rt.splits.get(split):
-            continue
-        samples = rt.cfg.gate.samples
-        base = rt.rollouts(base_skill, split, samples, f"{label}:{split}:baseline")
-        best = base if best_skill == base_skill else rt.rollouts(best_skill, split, samples, f"{label}:{split}:best")
-        scores[split] = {"baseline": round(split_mean(base), 4), "best": round(split_mean(best), 4),
-                         "n": len(rt.splits[split]), "samples": samples}
-        tasks[split] = _per_task(base, best)
-        gates[split] = _gate(rt, base, best, 10_000 + len(split)).to_dict()
-    return scores, tasks, gates
 
 
 def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, int, str | None]:
@@ -138,7 +35,11 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
     steps = epochs * math.ceil(n_train / cfg.loop.batch_size) if n_train else 0
     per_step = min(cfg.loop.batch_size, n_train) + n_val * s
     target = n_val * s + steps * per_step + 2 * n_test * s
-    optimizer = steps * math.ceil(min(cfg.loop.batch_size, n_train) / cfg.loop.minibatch_size + 1) * (1 + cfg.loop.parse_retries)
+    optimizer = (
+        steps
+        * math.ceil(min(cfg.loop.batch_size, n_train) / cfg.loop.minibatch_size + 1)
+        * (1 + cfg.loop.parse_retries)
+    )
     warning = None
     if cfg.max_calls is not None and cfg.max_calls < target + optimizer:
         affordable = max(0, (cfg.max_calls - n_val * s) // max(1, per_step + 2))
@@ -148,7 +49,9 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
 
 
 def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None = None, resume: bool = False,
-             memory: Path | None = None) -> dict:
+             memory: Path | None = None) -> tuple[Report, str, str]:
+    """Train the skill; returns (report, baseline skill text, best skill text). Writes only the run's
+    checkpoint (state.json), trajectories.jsonl and, when given, the rejected-edit memory."""
     cfg, log = rt.cfg, rt.log
     baseline = skill_text if skill_text is not None else cfg.skill_path.read_text(encoding="utf-8")
     epochs = epochs or cfg.loop.epochs
@@ -157,9 +60,11 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         raise ConfigError(f"optimize needs train and val tasks; have train={len(rt.splits['train'])}, "
                           f"val={len(rt.splits['val'])}", str(cfg.path), cfg.line_of("splits") or cfg.line_of("tasks"),
                           "add tasks, or adjust `splits:` ratios / per-task `split:`")
-    from .gate import max_power_warning
-
-    warn = max_power_warning(len(rt.splits["val"]), cfg.gate.alpha, cfg.gate.resamples) if cfg.gate.mode == "paired" else None
+    warn = (
+        max_power_warning(len(rt.splits["val"]), cfg.gate.alpha, cfg.gate.resamples)
+        if cfg.gate.mode == "paired"
+        else None
+    )
     if warn:
         log(f"warning: {warn}")
     # budget, concurrency and retries may change between a stopped run and its --resume
@@ -171,8 +76,12 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
             raise ConfigError(f"nothing to resume: {state_path} does not exist", None, None, "run without --resume")
         state = json.loads(state_path.read_text(encoding="utf-8"))
         if state.get("run_key") != run_key:
-            raise ConfigError("cannot resume: the config, the skill or --epochs changed since that run", str(state_path),
-                              None, "run without --resume to start over (cached rollouts are still reused)")
+            raise ConfigError(
+                "cannot resume: the config, the skill or --epochs changed since that run",
+                str(state_path),
+                None,
+                "run without --resume to start over (cached rollouts are still reused)",
+            )
         rt.ledger.load(state.get("spend", {}))
         log(f"resuming at step {state['next_step'] + 1} ({rt.spend_line()} so far)")
     else:
@@ -196,7 +105,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
 
     def checkpoint():
         state["spend"] = rt.ledger.to_dict()
-        _write_json(state_path, state)
+        write_json(state_path, state)
 
     try:
         base_val = rt.rollouts(baseline, "val", cfg.gate.samples, "baseline:val")
@@ -233,7 +142,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     checkpoint()
     best = state["current"]
     try:
-        scores, tasks, gates = _score_splits(rt, baseline, best, ["val", "test"], "final")
+        scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
     except BudgetExceeded as exc:
         stop_reason = stop_reason or str(exc)
         scores = {"val": {"baseline": round(split_mean(base_val), 4), "best": None, "n": len(base_val)}}
@@ -242,17 +151,14 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     if memory:
         memory.parent.mkdir(parents=True, exist_ok=True)
         memory.write_text("".join(json.dumps(r) + "\n" for r in state["rejected"]), encoding="utf-8")
-    (rt.out / "best_skill.md").write_text(best, encoding="utf-8")
     diff, added, removed = diff_stats(baseline, best, cfg.skill)
-    from .report import build_report
-
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
     report = build_report(rt, kind="optimize", status=state["status"], stop_reason=stop_reason,
                           baseline=baseline, best=best, scores=scores, tasks=tasks, gates=gates,
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps)
-    return report
+    return report, baseline, best
 
 
 def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, rejected: list[dict],
@@ -273,14 +179,22 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, r
     dropped += blocked
     applied = apply_edits(current, merged, max_ops=max_ops, max_lines=max_lines, name=cfg.skill)
     record = {
-        "step": step + 1, "epoch": epoch + 1, "budget": {"ops": max_ops, "lines": max_lines},
-        "train": {"tasks": [t.id for t in batch], "passed": passed, "mean": round(sum(r.score.score for r in flat) / max(1, len(flat)), 4)},
+        "step": step + 1,
+        "epoch": epoch + 1,
+        "budget": {"ops": max_ops, "lines": max_lines},
+        "train": {
+            "tasks": [t.id for t in batch],
+            "passed": passed,
+            "mean": round(sum(r.score.score for r in flat) / max(1, len(flat)), 4),
+        },
         "proposals": [p.to_dict() for p in proposals],
         "dropped": dropped,
         "warnings": warnings,
         "edits": [{"edit": r.edit.to_dict(), "applied": r.applied, "reason": r.reason} for r in applied.results],
-        "diff": applied.diff, "changed_lines": applied.added_lines + applied.removed_lines,
-        "accepted": False, "gate": None,
+        "diff": applied.diff,
+        "changed_lines": applied.added_lines + applied.removed_lines,
+        "accepted": False,
+        "gate": None,
     }
     n_edits = sum(len(p.edits) for p in proposals)
     n_bad = sum(1 for p in proposals if p.error)
@@ -291,7 +205,7 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, r
         return record
     inc = rt.rollouts(current, "val", cfg.gate.samples, f"step{step + 1}:val:incumbent")
     cand = rt.rollouts(applied.after, "val", cfg.gate.samples, f"step{step + 1}:val:candidate")
-    result = _gate(rt, inc, cand, step)
+    result = gate_decision(rt, inc, cand, step)
     record["gate"] = result.to_dict()
     record["accepted"] = result.accepted
     record["candidate"] = applied.after
@@ -300,32 +214,3 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, r
             rejected.append({"edit": e.to_dict(), "delta": round(result.delta, 4), "p_value": result.p_value,
                              "step": step + 1})
     return record
-
-
-def evaluate(rt: Runtime, skill_text: str, splits: list[str]) -> dict:
-    from .report import build_report
-
-    scores, tasks = {}, {}
-    for split in splits:
-        if not rt.splits.get(split):
-            continue
-        rs = rt.rollouts(skill_text, split, rt.cfg.gate.samples, f"eval:{split}")
-        scores[split] = {"baseline": round(split_mean(rs), 4), "best": round(split_mean(rs), 4),
-                         "n": len(rs), "samples": rt.cfg.gate.samples}
-        tasks[split] = _per_task(rs, rs)
-        rt.log(f"{split}: {split_mean(rs):.3f} over {len(rs)} task(s) ({rt.spend_line()})")
-    return build_report(rt, kind="eval", status="completed", stop_reason=None, baseline=skill_text, best=skill_text,
-                        scores=scores, tasks=tasks, gates={}, steps=[], diff="", changed_lines=0)
-
-
-def compare(rt: Runtime, base_text: str, candidate_text: str, splits: list[str]) -> dict:
-    """Score `candidate_text` against `base_text`; the val gate decides (e.g. a human edit in a PR)."""
-    from .report import build_report
-
-    scores, tasks, gates = _score_splits(rt, base_text, candidate_text, splits, "compare")
-    for split, s in scores.items():
-        rt.log(f"{split}: base {s['baseline']:.3f} -> candidate {s['best']:.3f} ({rt.spend_line()})")
-    diff, added, removed = diff_stats(base_text, candidate_text, rt.cfg.skill)
-    return build_report(rt, kind="compare", status="completed", stop_reason=None, baseline=base_text,
-                        best=candidate_text, scores=scores, tasks=tasks, gates=gates, steps=[], diff=diff,
-                        changed_lines=added + removed)

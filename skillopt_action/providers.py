@@ -16,19 +16,15 @@ import importlib.util
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import anthropic
+import openai
+
 from .config import ModelSettings
 from .errors import ConfigError, ProviderError, TransientError
-from .targets import Usage
-
-
-@dataclass
-class Reply:
-    text: str
-    usage: Usage
+from .types import Reply, Usage
 
 
 class ChatModel(Protocol):
@@ -36,7 +32,9 @@ class ChatModel(Protocol):
 
     def fingerprint(self) -> dict: ...
 
-    def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None) -> Reply: ...
+    def complete(
+        self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None
+    ) -> Reply: ...
 
 
 def _float_or_none(value: str | None) -> float | None:
@@ -71,17 +69,17 @@ class OpenAIChat:
     """OpenAI Chat Completions: api.openai.com, Azure OpenAI, or any compatible server (vLLM, Ollama, llama.cpp)."""
 
     def __init__(self, settings: ModelSettings):
-        import openai
-
         self.settings = settings
         self._openai = openai
         key = _api_key(settings)
         if settings.provider == "azure":
-            self.client = openai.AzureOpenAI(azure_endpoint=settings.base_url, api_key=key,
+            self.client: openai.OpenAI = openai.AzureOpenAI(azure_endpoint=settings.base_url or "", api_key=key,
                                              api_version=settings.api_version or "2024-10-21",
                                              timeout=settings.timeout, max_retries=0)
         else:
-            self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0)
+            self.client = openai.OpenAI(
+                api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0
+            )
         self._max_tokens_param = settings.options.get("max_tokens_param", "max_tokens")
         self._send_temperature = True
 
@@ -94,7 +92,11 @@ class OpenAIChat:
         msg = str(getattr(exc, "message", "") or exc)
         if "max_tokens" in msg and "max_completion_tokens" in msg and self._max_tokens_param == "max_tokens":
             self._max_tokens_param = "max_completion_tokens"
-        elif "temperature" in msg and self._send_temperature and ("unsupported" in msg.lower() or "not support" in msg.lower()):
+        elif (
+            "temperature" in msg
+            and self._send_temperature
+            and ("unsupported" in msg.lower() or "not support" in msg.lower())
+        ):
             self._send_temperature = False
         else:
             return False
@@ -136,7 +138,9 @@ class OpenAIChat:
         except o.APIStatusError as exc:
             if exc.status_code == 429 or exc.status_code >= 500:
                 raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
-            raise ProviderError(f"{self.settings.provider} {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}") from exc
+            raise ProviderError(
+                f"{self.settings.provider} {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}"
+            ) from exc
         if isinstance(resp, str):  # the openai SDK returns the raw body when it is not JSON (e.g. a proxy's HTML page)
             raise TransientError(f"non-JSON response from the server: {resp[:120]!r}")
         if not resp.choices:
@@ -148,8 +152,6 @@ class OpenAIChat:
 
 class AnthropicChat:
     def __init__(self, settings: ModelSettings):
-        import anthropic
-
         self.settings = settings
         self._anthropic = anthropic
         self.client = anthropic.Anthropic(api_key=_api_key(settings), base_url=settings.base_url,
@@ -162,8 +164,11 @@ class AnthropicChat:
         a = self._anthropic
         try:
             # current Anthropic SDKs no longer take `temperature`; send it only when asked (older models/servers)
-            extra = {"temperature": self.settings.temperature} if self.settings.options.get("send_temperature") else None
-            resp = self.client.messages.create(model=self.settings.model, system=system, messages=messages,
+            extra = (
+                {"temperature": self.settings.temperature} if self.settings.options.get("send_temperature") else None
+            )
+            resp = self.client.messages.create(model=self.settings.model or "", system=system,
+                                               messages=messages,  # type: ignore[arg-type]
                                                max_tokens=self.settings.max_tokens, extra_body=extra)
         except a.APITimeoutError as exc:
             raise TransientError(f"timed out after {self.settings.timeout}s") from exc
@@ -174,8 +179,10 @@ class AnthropicChat:
         except a.APIStatusError as exc:
             if exc.status_code in (429, 529) or exc.status_code >= 500:
                 raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
-            raise ProviderError(f"anthropic {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}") from exc
-        text = "".join(b.text for b in resp.content if getattr(b, "type", "") == "text")
+            raise ProviderError(
+                f"anthropic {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}"
+            ) from exc
+        text = "".join(str(getattr(b, "text", "")) for b in resp.content if getattr(b, "type", "") == "text")
         u = getattr(resp, "usage", None)
         return Reply(text, Usage(getattr(u, "input_tokens", 0) or 0, getattr(u, "output_tokens", 0) or 0))
 
@@ -212,8 +219,12 @@ class LocalChat:
                               "fix `options.model_path`, or remove it to use the bundled model")
         self.n_ctx = int(opts.get("n_ctx", 4096))
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ConfigError("llama-cpp-python is not installed (needed by provider: local)", settings.file, settings.line,
-                              "pip install 'skillopt-action[local]'")
+            raise ConfigError(
+                "llama-cpp-python is not installed (needed by provider: local)",
+                settings.file,
+                settings.line,
+                "pip install 'skillopt-action[local]'",
+            )
 
     def _llama(self):
         key = (str(self.path), self.n_ctx)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .edits import OPS, Edit, parse_edit, protected_spans
+from .markdown import protected_spans
 from .render import render
-from .rollout import Rollout
-from .tasks import Task
+from .text import strip_thinking
+from .types import OPS, Edit, Rollout, Task, parse_edit
 
 _HIDDEN = re.compile(r"<!--.*?-->", re.S)
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -69,14 +70,6 @@ class Proposal:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "tasks": self.tasks, "analysis": self.analysis,
                 "edits": [e.to_dict() for e in self.edits], "error": self.error, "attempts": self.attempts}
-
-
-THINKING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.S | re.I)
-
-
-def strip_thinking(text: str) -> str:
-    """Drop the <think>...</think> blocks that reasoning models served by Ollama/vLLM put before the answer."""
-    return THINKING.sub("", text or "").strip()
 
 
 def extract_json(text: str):
@@ -192,8 +185,6 @@ def reflect(optimizer, skill: str, tasks: dict[str, Task], rollouts: list[Rollou
 
     indexed = list(enumerate(jobs))
     if concurrency > 1 and len(indexed) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(run, indexed))
     return [run(j) for j in indexed]
@@ -216,49 +207,9 @@ def merge(proposals: list[Proposal], rejected_keys: set[str]) -> tuple[list[Edit
             else:
                 merged[k] = Edit.from_dict(e.to_dict())
                 order.append(k)
-    dropped = [{"edit": merged[k].to_dict(), "reason": "previously rejected by the gate"} for k in order if k in rejected_keys]
+    dropped = [
+        {"edit": merged[k].to_dict(), "reason": "previously rejected by the gate"} for k in order if k in rejected_keys
+    ]
     kept = [merged[k] for k in order if k not in rejected_keys]
     kept.sort(key=lambda e: (e.source != "failure", -e.support))  # stable: keeps proposal order within ties
     return kept, dropped
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", str(text).lower()).split())
-
-
-def screen(edits: list[Edit], held_out: list[Task], outputs: list[str], min_ref: int = 4,
-           min_copy: int = 40) -> tuple[list[Edit], list[dict], list[dict]]:
-    """Guard against gaming the gate and against injected instructions.
-
-    - An edit whose content contains the expected answer (`reference`) of a val or test task is blocked:
-      the gate and the final score would then measure memorisation, not a better skill.
-    - An edit that copies a long run of text verbatim from this step's task outputs is kept but flagged in the
-      report: outputs are untrusted, and copied text is how injected instructions would reach the skill.
-    Returns (kept, blocked, warnings); blocked/warnings are report rows {"edit", "reason"}.
-    """
-    refs = []
-    for t in held_out:
-        values = t.reference if isinstance(t.reference, list) else [t.reference]
-        for v in values:
-            if isinstance(v, (str, int, float)) and len(_norm(v)) >= min_ref:
-                refs.append((t.id, t.split, _norm(v)))
-    norm_outputs = [_norm(o) for o in outputs if o]
-    kept, blocked, warnings = [], [], []
-    for e in edits:
-        content = f" {_norm(e.content)} "
-        leak = next(((tid, split, v) for tid, split, v in refs if f" {v} " in content), None)
-        if leak:
-            blocked.append({"edit": e.to_dict(), "reason": f"blocked: copies the expected answer of {leak[1]} task "
-                                                           f"{leak[0]!r} (held-out answers must not enter the skill)"})
-            continue
-        words = _norm(e.content).split()
-        copied = None
-        for i in range(max(0, len(words) - 5)):
-            chunk = " ".join(words[i:i + 8])
-            if len(chunk) >= min_copy and any(chunk in o for o in norm_outputs):
-                copied = chunk
-                break
-        if copied:
-            warnings.append({"edit": e.to_dict(), "reason": f"copies task output text verbatim: {copied[:80]!r}"})
-        kept.append(e)
-    return kept, blocked, warnings

@@ -1,22 +1,106 @@
-"""Run outputs: report.json (machine-readable), report.md (rendered from templates/report.md.j2).
+"""The run report: a typed `Report`, its JSON form (report.json) and its Markdown form (report.md).
 
-report.json is the contract the GitHub layer reads. Top-level keys:
+`Report.to_dict()` is the report.json contract the GitHub layer and users' scripts read. Top-level keys:
   schema_version, kind (optimize|eval|compare), status, stop_reason, skill_path, config_path, config_digest,
   improved, scores {split: {baseline, best, n, samples}}, gate (val gate of best vs baseline, or null),
-  gates {split: gate}, tasks {split: [{id, baseline, best, delta, feedback}]}, steps [...], accepted_edits,
-  rejected_edits, flags (edits that copy task output text verbatim), diff, changed_lines, chart (Mermaid xychart-beta source), spend {calls, cache_hits,
-  input_tokens, output_tokens, usd, by_role}, models, wall_time_s.
+  gates {split: gate}, tasks {split: [{id, baseline, best, delta, feedback}]}, epochs, total_steps, steps [...],
+  accepted_edits, rejected_edits, flags (edits that copy task output text verbatim), diff, changed_lines,
+  chart (Mermaid xychart-beta source), spend {calls, cache_hits, input_tokens, output_tokens, usd, by_role},
+  models, gate_settings, wall_time_s.
+
+Nothing here writes a file unless asked: `Report.write(out_dir)` writes report.json and report.md.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from .render import render
+from .runtime import Runtime, write_json
 
 SCHEMA_VERSION = 1
+
+
+@dataclass
+class Report:
+    kind: str  # optimize | eval | compare
+    status: str  # completed | stopped_budget
+    stop_reason: str | None
+    skill_path: str
+    config_path: str
+    config_digest: str
+    improved: bool
+    scores: dict[str, dict[str, Any]]  # split -> {baseline, best, n, samples}
+    gate: dict[str, Any] | None  # the val gate (gate.GateResult.to_dict()), or None
+    gates: dict[str, dict[str, Any]]
+    tasks: dict[str, list[dict[str, Any]]]
+    steps: list[dict[str, Any]]
+    accepted_edits: list[dict[str, Any]]
+    rejected_edits: list[dict[str, Any]]
+    flags: list[dict[str, Any]]
+    diff: str
+    changed_lines: int
+    chart: str
+    spend: dict[str, Any]
+    models: dict[str, str]
+    gate_settings: dict[str, Any]
+    wall_time_s: float
+    epochs: int | None = None
+    total_steps: int | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
+
+    @property
+    def val(self) -> dict[str, Any]:
+        """The val split's scores ({} when there were no val tasks)."""
+        return self.scores.get("val") or {}
+
+    @property
+    def p_value(self) -> float | None:
+        return (self.gate or {}).get("p_value")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
+                 "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
+                 "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
+                 "wall_time_s"]
+        return {**{k: d[k] for k in order}, **extra}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Report:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        for name, default in (("flags", []), ("gates", {}), ("tasks", {}), ("steps", []), ("accepted_edits", []),
+                              ("rejected_edits", []), ("chart", ""), ("diff", ""), ("changed_lines", 0),
+                              ("models", {}), ("gate_settings", {}), ("spend", {}), ("wall_time_s", 0.0),
+                              ("stop_reason", None), ("gate", None), ("config_digest", ""), ("config_path", "")):
+            kwargs.setdefault(name, default)
+        return cls(**kwargs, extra={k: v for k, v in d.items() if k not in known})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        return render_markdown(self.to_dict())
+
+    def write(self, out_dir: Path) -> Path:
+        """Write report.json and report.md into `out_dir`; returns the path of report.json."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "report.json"
+        write_json(path, self.to_dict())
+        (out_dir / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+        return path
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    return render("report.md.j2", r=report)
 
 
 def score_series(steps: list[dict], baseline_val: float | None) -> tuple[list[float], list[float | None]]:
@@ -38,7 +122,10 @@ def mermaid_chart(steps: list[dict], baseline_val: float | None) -> str:
         return ""
     inc, cand = score_series(steps, baseline_val)
     xs = ", ".join(str(i) for i in range(len(inc)))
-    fmt = lambda v: f"{v:.3f}"  # noqa: E731
+
+    def fmt(v: float) -> str:
+        return f"{v:.3f}"
+
     lines = ["xychart-beta", '    title "Validation score by step (0 = baseline)"', f"    x-axis [{xs}]",
              '    y-axis "score" 0 --> 1',
              f"    bar [{', '.join(fmt(c if c is not None else 0.0) for c in cand)}]",
@@ -46,7 +133,8 @@ def mermaid_chart(steps: list[dict], baseline_val: float | None) -> str:
     return "\n".join(lines)
 
 
-def _edits(steps: list[dict]) -> tuple[list[dict], list[dict]]:
+def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(accepted, rejected) edit rows across all steps, each with its step and why it was not kept."""
     accepted, rejected = [], []
     for s in steps:
         for e in s.get("edits", []):
@@ -62,39 +150,29 @@ def _edits(steps: list[dict]) -> tuple[list[dict], list[dict]]:
     return accepted, rejected
 
 
-def build_report(rt, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str, scores: dict,
-                 tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int, epochs: int | None = None,
-                 total_steps: int | None = None) -> dict:
+def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str,
+                 scores: dict, tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int,
+                 epochs: int | None = None, total_steps: int | None = None) -> Report:
     cfg = rt.cfg
-    accepted, rejected = _edits(steps)
+    accepted, rejected = edits_by_verdict(steps)
     val = scores.get("val") or {}
     if kind == "compare":
         improved = bool(gates.get("val", {}).get("accepted"))
     else:
         improved = best != baseline
-    report = {
-        "schema_version": SCHEMA_VERSION, "kind": kind, "status": status, "stop_reason": stop_reason,
-        "skill_path": cfg.skill, "config_path": _rel(cfg.path, cfg.root), "config_digest": cfg.digest(),
-        "improved": improved, "scores": scores, "gate": gates.get("val"), "gates": gates, "tasks": tasks,
-        "epochs": epochs, "total_steps": total_steps,
-        "steps": steps, "accepted_edits": accepted, "rejected_edits": rejected,
-        "flags": [{"step": s["step"], **w} for s in steps for w in s.get("warnings", [])],
-        "diff": diff, "changed_lines": changed_lines,
-        "chart": mermaid_chart(steps, val.get("baseline")),
-        "spend": rt.ledger.to_dict(),
-        "models": {"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}"},
-        "gate_settings": {"mode": cfg.gate.mode, "samples": cfg.gate.samples, "alpha": cfg.gate.alpha,
-                          "min_delta": cfg.gate.min_delta, "test": cfg.gate.test},
-        "wall_time_s": round(time.monotonic() - rt.t0, 2),
-    }
-    (rt.out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
-                                        encoding="utf-8")
-    (rt.out / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    return report
-
-
-def render_markdown(report: dict) -> str:
-    return render("report.md.j2", r=report)
+    return Report(
+        kind=kind, status=status, stop_reason=stop_reason, skill_path=cfg.skill,
+        config_path=_rel(cfg.path, cfg.root), config_digest=cfg.digest(), improved=improved, scores=scores,
+        gate=gates.get("val"), gates=gates, tasks=tasks, epochs=epochs, total_steps=total_steps, steps=steps,
+        accepted_edits=accepted, rejected_edits=rejected,
+        flags=[{"step": s["step"], **w} for s in steps for w in s.get("warnings", [])],
+        diff=diff, changed_lines=changed_lines, chart=mermaid_chart(steps, val.get("baseline")),
+        spend=rt.ledger.to_dict(),
+        models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}"},
+        gate_settings={"mode": cfg.gate.mode, "samples": cfg.gate.samples, "alpha": cfg.gate.alpha,
+                       "min_delta": cfg.gate.min_delta, "test": cfg.gate.test},
+        wall_time_s=round(time.monotonic() - rt.t0, 2),
+    )
 
 
 def _rel(path: Path, root: Path) -> str:

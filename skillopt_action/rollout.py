@@ -5,9 +5,9 @@ SHA-256 of the target's fingerprint, the skill, what the target sees of the
 task (input, fixture) and the sample index; a cached rollout is reused, so no
 identical rollout is ever paid twice, also across runs. Scores are cached with
 a second key (scorers, reference, thresholds, python scorer source): changing
-how tasks are scored re-scores cached answers without a model call. Rollouts run with bounded concurrency; transient provider
-errors are retried with backoff (calls.with_retries); each rollout is appended
-to trajectories.jsonl.
+how tasks are scored re-scores cached answers without a model call. Rollouts run
+with bounded concurrency; transient provider errors are retried with backoff
+(calls.with_retries); each rollout is appended to trajectories.jsonl.
 """
 
 from __future__ import annotations
@@ -15,30 +15,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .calls import DiskCache, Ledger, RetryPolicy, content_key, with_retries
-from .scorers import ScorerContext, TaskScore, score_completion
-from .targets import Completion, Target
-from .tasks import Task
+from .scorers import ScorerContext, score_completion
+from .targets import Target
+from .types import Completion, Rollout, Task, TaskScore
+from .workspace import remove_workspace
 
-
-@dataclass
-class Rollout:
-    task_id: str
-    sample: int
-    skill_hash: str
-    completion: Completion
-    score: TaskScore
-    cached: bool = False
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {"task_id": self.task_id, "sample": self.sample, "skill_hash": self.skill_hash,
-                "completion": self.completion.to_dict(), "score": self.score.to_dict(), "seconds": round(self.seconds, 3)}
+__all__ = ["Rollout", "RolloutEngine", "mean_scores", "skill_hash", "split_mean"]
 
 
 def skill_hash(skill: str) -> str:
@@ -47,6 +34,7 @@ def skill_hash(skill: str) -> str:
 
 class RolloutEngine:
     PROGRESS_EVERY = 15.0  # seconds
+
     def __init__(self, target: Target, scorer_ctx: ScorerContext, *, ledger: Ledger, cache: DiskCache,
                  policy: RetryPolicy, concurrency: int = 4, pass_threshold: float = 1.0,
                  trajectories: Path | None = None, keep_workspaces: bool = False,
@@ -75,8 +63,6 @@ class RolloutEngine:
             return score_completion(task, completion, self.ctx, self.pass_threshold)
         finally:
             if completion.workspace and not self.keep_workspaces:
-                from .harness import remove_workspace
-
                 remove_workspace(completion.workspace)
 
     def _one(self, skill: str, task: Task, sample: int, label: str) -> Rollout:

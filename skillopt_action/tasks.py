@@ -17,56 +17,27 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import yamlfile
 from .errors import ConfigError
-from .yamlfile import Located
+from .scorers import validate_spec
+from .types import Task
+from .yamlfile import Located, load
+
+__all__ = ["SPLITS", "Task", "assign_splits", "dir_digest", "load_task_file", "load_tasks"]
 
 SPLITS = ("train", "val", "test")
 TASK_KEYS = {"id", "input", "reference", "scorers", "split", "metadata", "fixture", "pass_threshold"}
 
 
-@dataclass(frozen=True)
-class Task:
-    id: str
-    input: Any  # str or tuple of {"role", "content"} dicts
-    scorers: tuple = ()  # normalised scorer specs (dicts with at least "type" and "weight")
-    reference: Any = None
-    split: str | None = None
-    metadata: dict = field(default_factory=dict, compare=False, hash=False)
-    fixture: str | None = None  # absolute path of the fixture directory
-    fixture_digest: str | None = None
-    source: str = ""  # "file:line" where the task is defined
-    pass_threshold: float | None = None  # overrides the config's threshold for this task
-
-    def messages(self) -> list[dict]:
-        if isinstance(self.input, str):
-            return [{"role": "user", "content": self.input}]
-        return [dict(m) for m in self.input]
-
-    def prompt_text(self) -> str:
-        """The task as one string (for CLI agents and reports)."""
-        if isinstance(self.input, str):
-            return self.input
-        return "\n\n".join(f"{m['role']}: {m['content']}" for m in self.input)
-
-    def digest(self) -> str:
-        """Content address of what the target sees (input, fixture): the rollout cache key. How the answer is
-        scored is keyed separately (`scoring_digest`), so editing a scorer re-scores cached answers for free."""
-        payload = {"id": self.id, "input": self.input, "fixture": self.fixture_digest}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-    def scoring_digest(self) -> str:
-        payload = {"reference": self.reference, "scorers": self.scorers, "pass_threshold": self.pass_threshold}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _err(msg: str, container: Any, key: Any = None, fix: str | None = None) -> ConfigError:
     file = getattr(container, "file", None)
-    line = container.line_of(key) if key is not None and hasattr(container, "line_of") else getattr(container, "line", None)
+    line = (
+        container.line_of(key)
+        if key is not None and hasattr(container, "line_of")
+        else getattr(container, "line", None)
+    )
     return ConfigError(msg, file, line, fix)
 
 
@@ -80,8 +51,6 @@ def dir_digest(path: Path) -> str:
 
 
 def _normalise_scorers(raw: Any, container: Any, key: Any) -> tuple:
-    from .scorers import validate_spec
-
     if raw is None:
         return ()
     if isinstance(raw, (str, dict)):
@@ -183,12 +152,17 @@ def load_task_file(path: Path) -> list[Task]:
                                   "each line must be one complete JSON object") from None
             tasks.append(_parse_task(obj, file, n, base, {}))
         return tasks
-    data = yamlfile.load(path)
+    data = load(path)
     defaults: dict = {}
     if isinstance(data, dict):
         extra = sorted(set(data) - {"tasks", "defaults"})
         if extra:
-            raise _err(f"unknown top-level key {extra[0]!r}", data, extra[0], "a task file has `tasks:` and optional `defaults:`")
+            raise _err(
+                f"unknown top-level key {extra[0]!r}",
+                data,
+                extra[0],
+                "a task file has `tasks:` and optional `defaults:`",
+            )
         d = data.get("defaults") or {}
         if not isinstance(d, dict) or set(d) - {"scorers"}:
             raise _err("`defaults` may only set `scorers`", data, "defaults", "write `defaults: {scorers: [...]}`")
@@ -204,7 +178,9 @@ def load_task_file(path: Path) -> list[Task]:
             for i, t in enumerate(data)]
 
 
-def load_tasks(patterns: list[str], root: Path, config_file: str | None = None, config_line: int | None = None) -> list[Task]:
+def load_tasks(
+    patterns: list[str], root: Path, config_file: str | None = None, config_line: int | None = None
+) -> list[Task]:
     files: list[Path] = []
     for pat in patterns:
         matched = sorted(Path(p) for p in glob.glob(str(root / pat), recursive=True))
@@ -234,7 +210,7 @@ def assign_splits(tasks: list[Task], ratios: dict[str, float], seed: int) -> dic
     Hash order (not a shuffle) keeps a task in the same split when other tasks are added.
     """
     out: dict[str, list[Task]] = {s: [] for s in SPLITS}
-    free = []
+    free: list[Task] = []
     for t in tasks:
         (out[t.split] if t.split else free).append(t)
     free.sort(key=lambda t: hashlib.sha256(f"{seed}:{t.id}".encode()).hexdigest())

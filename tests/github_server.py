@@ -87,7 +87,7 @@ class OpenAPI:
                 multi = {p["name"] for p in params if p["in"] == "path" and p.get("x-multi-segment")}
                 names: list[str] = []
 
-                def repl(m: re.Match) -> str:
+                def repl(m: re.Match, names: list[str] = names, multi: set[str] = multi) -> str:
                     names.append(m.group(1))
                     return "(.+)" if m.group(1) in multi else "([^/]+)"
 
@@ -113,7 +113,7 @@ class OpenAPI:
             if m != method:
                 allowed = True
                 continue
-            values = {n: urllib.parse.unquote(v) for n, v in zip(names, found.groups())}
+            values = {n: urllib.parse.unquote(v) for n, v in zip(names, found.groups(), strict=True)}
             return template, op, values
         if allowed:
             raise ApiError(405, f"{method} {path}: method not in GitHub's REST description", violation=True)

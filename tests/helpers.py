@@ -28,7 +28,7 @@ def write_project(root: Path, *, base_url: str, target: dict | None = None, opti
     (root / "SKILL.md").write_text(skill)
     tasks = []
     names = ["train"] * splits[0] + ["val"] * splits[1] + ["test"] * splits[2]
-    for (pair, split) in zip(COUNTRIES, names):
+    for (pair, split) in zip(COUNTRIES, names, strict=False):
         country, capital = pair.split(":")
         tasks.append({"id": f"capital-{country.lower()}", "input": f"What is the capital of {country}?",
                       "reference": capital, "split": split, "scorers": [{"type": "exact"}]})

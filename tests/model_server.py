@@ -99,8 +99,8 @@ In-process use
 
 `require_api_key`: when set, a request whose key differs gets a 401 in the provider's shape.
 
-A pytest fixture `model_server` is defined here: `from model_server import model_server` in a
-test module (tests/ is on sys.path under pytest) and take `model_server` as an argument.
+A pytest fixture `model_server` is defined here; tests/conftest.py registers this module as a plugin, so
+any test can take `model_server` as an argument.
 
 Standalone process (for `act` runs and CLI subprocesses)
 --------------------------------------------------------
@@ -145,10 +145,11 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Union
 from urllib.parse import parse_qsl, urlsplit
 
 HOST = "127.0.0.1"
@@ -159,8 +160,8 @@ HOST = "127.0.0.1"
 @dataclass
 class Text:
     text: str
-    input_tokens: Optional[int] = None
-    output_tokens: Optional[int] = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
     finish: str = "stop"  # "stop" or "length"
 
     def __post_init__(self) -> None:
@@ -172,10 +173,10 @@ class Text:
 class ToolCall:
     name: str
     arguments: dict = field(default_factory=dict)
-    id: Optional[str] = None
-    text: Optional[str] = None
-    input_tokens: Optional[int] = None
-    output_tokens: Optional[int] = None
+    id: str | None = None
+    text: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.arguments, dict):
@@ -185,26 +186,26 @@ class ToolCall:
 @dataclass
 class Fault:
     status: int
-    retry_after: Optional[float] = None
+    retry_after: float | None = None
     body: Any = None
-    message: Optional[str] = None
+    message: str | None = None
 
 
 @dataclass
 class Hang:
     seconds: float
-    then: Optional["Spec"] = None
+    then: Spec | None = None
     mid_stream: bool = False
 
 
 @dataclass
 class Malformed:
-    raw: Union[str, bytes]
+    raw: str | bytes
     status: int = 200
-    content_type: Optional[str] = None
+    content_type: str | None = None
 
 
-Spec = Union[Text, ToolCall, Fault, Hang, Malformed]
+Spec = Union[Text, ToolCall, Fault, Hang, Malformed]  # noqa: UP007 (a runtime alias: keep it valid on 3.9)
 SPEC_TYPES: dict[str, type] = {
     "text": Text,
     "tool_call": ToolCall,
@@ -283,9 +284,9 @@ class Request:
     headers: dict
     json: Any
     raw: bytes
-    api: Optional[str]
+    api: str | None
     time: float
-    reply: Optional[Spec] = None
+    reply: Spec | None = None
     client_disconnected: bool = False  # the client went away before the answer was complete
 
     # -- plain fields of the body
@@ -298,7 +299,7 @@ class Request:
         return bool(self.body.get("stream"))
 
     @property
-    def model(self) -> Optional[str]:
+    def model(self) -> str | None:
         model = self.body.get("model")
         if model is None:
             m = re.match(r"^/openai/deployments/([^/]+)/", self.path)
@@ -307,7 +308,7 @@ class Request:
         return model
 
     @property
-    def api_key(self) -> Optional[str]:
+    def api_key(self) -> str | None:
         auth = self.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             return auth[7:].strip()
@@ -416,7 +417,7 @@ _ROUTES: list[tuple[re.Pattern, str, str]] = [
 ]
 
 
-def _route(path: str) -> tuple[Optional[str], Optional[str]]:
+def _route(path: str) -> tuple[str | None, str | None]:
     for pattern, method, api in _ROUTES:
         if pattern.match(path):
             return api, method
@@ -505,14 +506,14 @@ _DEFAULT_MESSAGES = {
 class _Turn:
     """What the scripted model says, independent of protocol."""
 
-    text: Optional[str]
-    tool: Optional[ToolCall]
+    text: str | None
+    tool: ToolCall | None
     input_tokens: int
     output_tokens: int
     truncated: bool
 
 
-def _turn(spec: Union[Text, ToolCall], req: Request) -> _Turn:
+def _turn(spec: Text | ToolCall, req: Request) -> _Turn:
     if isinstance(spec, Text):
         text, tool, truncated = spec.text, None, spec.finish == "length"
         out_text = spec.text
@@ -527,16 +528,16 @@ def _turn(spec: Union[Text, ToolCall], req: Request) -> _Turn:
 class _Sink:
     """Where a renderer writes: either one JSON body or a sequence of SSE events."""
 
-    def __init__(self, handler: "_Handler") -> None:
+    def __init__(self, handler: _Handler) -> None:
         self.h = handler
 
-    def json(self, obj: dict, status: int = 200, headers: Optional[dict] = None) -> None:
+    def json(self, obj: dict, status: int = 200, headers: dict | None = None) -> None:
         self.h._send_json(status, obj, headers)
 
     def start_stream(self) -> None:
         self.h._start_stream()
 
-    def event(self, name: Optional[str], data: Union[dict, str]) -> None:
+    def event(self, name: str | None, data: dict | str) -> None:
         payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
         lines = (f"event: {name}\n" if name else "") + f"data: {payload}\n\n"
         self.h._write_chunk(lines.encode())
@@ -583,7 +584,7 @@ def _render_chat(t: _Turn, req: Request, sink: _Sink, first_event_only: bool = F
     opts = req.body.get("stream_options")
     include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
 
-    def chunk(delta: dict, finish: Optional[str] = None) -> dict:
+    def chunk(delta: dict, finish: str | None = None) -> dict:
         c = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
              "system_fingerprint": None,
              "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
@@ -625,7 +626,7 @@ def _responses_usage(t: _Turn) -> dict:
 
 
 def _response_obj(rid: str, created: int, req: Request, status: str, output: list,
-                  usage: Optional[dict]) -> dict:
+                  usage: dict | None) -> dict:
     b = req.body
     return {
         "id": rid, "object": "response", "created_at": created, "status": status,
@@ -774,7 +775,7 @@ class _ClientGone(Exception):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    owner: "ModelServer"
+    owner: ModelServer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -829,7 +830,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", rid)
         self.send_header("x-request-id", rid)
 
-    def _send_json(self, status: int, obj: Any, headers: Optional[dict] = None) -> None:
+    def _send_json(self, status: int, obj: Any, headers: dict | None = None) -> None:
         body = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -841,7 +842,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":  # a HEAD answer has headers only, or keep-alive framing breaks
             self._write(body)
 
-    def _send_error(self, status: int, message: str, headers: Optional[dict] = None) -> None:
+    def _send_error(self, status: int, message: str, headers: dict | None = None) -> None:
         self._send_json(status, _error_body(self._anthropic(), status, message), headers)
 
     def _start_stream(self) -> None:
@@ -925,9 +926,9 @@ class _Handler(BaseHTTPRequestHandler):
             except _ClientGone:
                 self.close_connection = True
 
-    def _dispatch(self, req: Request, want_method: Optional[str], decode_error) -> None:
+    def _dispatch(self, req: Request, want_method: str | None, decode_error) -> None:
         owner = self.server.owner
-        error: Optional[tuple[int, str]] = None
+        error: tuple[int, str] | None = None
         if req.api is None:
             error = (404, f"Invalid URL ({req.method} {req.path})")
         elif req.method != want_method:
@@ -999,9 +1000,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 @dataclass
 class _Rule:
-    match: Union[str, Callable[[Request], bool]]
+    match: str | Callable[[Request], bool]
     spec: Spec
-    times: Optional[int]
+    times: int | None
 
     def matches(self, req: Request) -> bool:
         if isinstance(self.match, str):
@@ -1037,14 +1038,14 @@ class ModelServer:
     def __init__(
         self,
         replies: Iterable[Spec] = (),
-        responder: Optional[Callable[[Request], Optional[Spec]]] = None,
+        responder: Callable[[Request], Spec | None] | None = None,
         default_text: str = "OK",
         models: Iterable[str] = ("test-model",),
-        require_api_key: Optional[str] = None,
+        require_api_key: str | None = None,
         max_hang: float = 30.0,
         verbose: bool = False,
         port: int = 0,
-        requests_log: Optional[Union[str, Path]] = None,
+        requests_log: str | Path | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._queue: list[Spec] = []
@@ -1060,13 +1061,13 @@ class ModelServer:
         self._port_wanted = port
         self._requests_log = Path(requests_log) if requests_log else None
         self._stopping = threading.Event()
-        self._httpd: Optional[_HTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self._arrived = threading.Condition(self._lock)
         self.reply(*replies)
 
     @classmethod
-    def from_script(cls, path: Union[str, Path], **kwargs: Any) -> "ModelServer":
+    def from_script(cls, path: str | Path, **kwargs: Any) -> ModelServer:
         """A server (not yet started) with the replies, rules, default_text and models of a
         script file; keyword arguments are passed to the constructor and win over the file."""
         script = load_script(path)
@@ -1079,7 +1080,7 @@ class ModelServer:
         return server
 
     # -- scripting
-    def reply(self, *specs: Spec) -> "ModelServer":
+    def reply(self, *specs: Spec) -> ModelServer:
         """Queue replies, consumed one per model request in order."""
         for s in specs:
             if type(s) not in _TYPE_NAMES:
@@ -1088,8 +1089,8 @@ class ModelServer:
             self._queue.extend(specs)
         return self
 
-    def when(self, match: Union[str, Callable[[Request], bool]], spec: Spec,
-             times: Optional[int] = None) -> "ModelServer":
+    def when(self, match: str | Callable[[Request], bool], spec: Spec,
+             times: int | None = None) -> ModelServer:
         """Answer requests matching `match` with `spec` (before the queue), at most `times` times."""
         if type(spec) not in _TYPE_NAMES:
             raise TypeError(f"not a reply spec: {spec!r}")
@@ -1139,7 +1140,7 @@ class ModelServer:
         if self.verbose:
             sys.stderr.write(f"model_server: error: {message}\n")
 
-    def last_request(self, api: Optional[str] = None) -> Request:
+    def last_request(self, api: str | None = None) -> Request:
         reqs = self.requests_for(api) if api else list(self.requests)
         if not reqs:
             raise AssertionError(f"the model server received no {api or ''} request".replace("  ", " "))
@@ -1149,7 +1150,7 @@ class ModelServer:
         with self._lock:
             return [r for r in self.requests if r.api == api]
 
-    def wait_for_requests(self, n: int, timeout: float = 5.0, api: Optional[str] = None) -> list[Request]:
+    def wait_for_requests(self, n: int, timeout: float = 5.0, api: str | None = None) -> list[Request]:
         deadline = time.monotonic() + timeout
         with self._arrived:
             while True:
@@ -1177,7 +1178,7 @@ class ModelServer:
                                             "owned_by": "test"} for m in self.models]}
 
     # -- lifecycle
-    def start(self) -> "ModelServer":
+    def start(self) -> ModelServer:
         if self._httpd is not None:
             return self
         self._httpd = _HTTPServer((HOST, self._port_wanted), _Handler)
@@ -1199,7 +1200,7 @@ class ModelServer:
             self._thread.join(timeout=5)
         self._httpd = None
 
-    def __enter__(self) -> "ModelServer":
+    def __enter__(self) -> ModelServer:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -1249,7 +1250,7 @@ if _pytest is not None:
 # --------------------------------------------------------------------------- scripts & CLI
 
 
-def load_script(path: Union[str, Path]) -> dict:
+def load_script(path: str | Path) -> dict:
     """Read a script file into {"replies": [specs], "rules": [...], "default_text", "models"}."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if isinstance(data, list):
@@ -1268,8 +1269,8 @@ def load_script(path: Union[str, Path]) -> dict:
     }
 
 
-def write_script(path: Union[str, Path], replies: Iterable[Spec], rules: Optional[list[dict]] = None,
-                 default_text: Optional[str] = None, models: Optional[list[str]] = None) -> Path:
+def write_script(path: str | Path, replies: Iterable[Spec], rules: list[dict] | None = None,
+                 default_text: str | None = None, models: list[str] | None = None) -> Path:
     """Write a script file for the standalone server. `rules` are dicts as in the module doc,
     whose "reply" may be a spec object."""
     out: dict = {"replies": [spec_to_dict(s) for s in replies]}
@@ -1285,7 +1286,7 @@ def write_script(path: Union[str, Path], replies: Iterable[Spec], rules: Optiona
     return path
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Scripted model server on 127.0.0.1 (OpenAI chat/responses, "
                                              "Anthropic messages).")
     ap.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0: a free one)")

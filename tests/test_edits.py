@@ -701,7 +701,7 @@ def _diff_split(text):
 
 
 def test_large_rewrite_falls_back_to_difflib_and_still_counts_correctly(monkeypatch):
-    import skillopt_action.edits as edits_module
+    import skillopt_action.diff as edits_module
 
     monkeypatch.setattr(edits_module, "_MYERS_MAX_D", 2)
     before = "".join(f"line {i}\n" for i in range(20))

@@ -25,7 +25,6 @@ from skillopt_action.gate import (
     max_power_warning,
 )
 
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -57,7 +56,7 @@ def brute_force_sign_flip_p(deltas: list[float]) -> float:
     t_obs = sum(nz)
     hits = 0
     for signs in itertools.product((1, -1), repeat=len(nz)):
-        if sum(s * abs(d) for s, d in zip(signs, nz)) >= t_obs - 1e-9:
+        if sum(s * abs(d) for s, d in zip(signs, nz, strict=True)) >= t_obs - 1e-9:
             hits += 1
     return hits / 2 ** len(nz)
 

@@ -6,11 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 import github_project as gp
+import pytest
 from github_server import FakeGitHub
 from model_server import ModelServer
+
 from skillopt_action.github import action
 from skillopt_action.github.comments import MARKER
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import github_project as gp
 import pytest
 
-import github_project as gp
 from skillopt_action.errors import ConfigError
 from skillopt_action.github import checks, commands
 from skillopt_action.github import pull_request as prs

@@ -14,9 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import github_project as gp
+import pytest
 from github_server import FakeGitHub
 from model_server import ModelServer
 

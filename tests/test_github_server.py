@@ -7,7 +7,6 @@ import urllib.request
 
 import pytest
 from github import Auth, Github, GithubException
-
 from github_server import FakeGitHub
 
 TOKEN = "ghs_x"

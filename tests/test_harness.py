@@ -20,11 +20,13 @@ from skillopt_action import yamlfile
 from skillopt_action.calls import DiskCache, Ledger, RetryPolicy
 from skillopt_action.config import _model
 from skillopt_action.errors import ConfigError
-from skillopt_action.harness import CommandTarget, glob_match, remove_workspace
 from skillopt_action.rollout import RolloutEngine
 from skillopt_action.scorers import ScorerContext, check_tasks, score_completion, validate_spec
-from skillopt_action.targets import make_target
+from skillopt_action.scorers.workspace import glob_match
+from skillopt_action.targets import fingerprint_digest, make_target
 from skillopt_action.tasks import Task, dir_digest, load_task_file
+from skillopt_action.types import Completion
+from skillopt_action.workspace import remove_workspace
 
 FAKE = str(Path(__file__).with_name("fake_agent.py"))
 SKILL = "# Greeter skill\n\nWrite files in uppercase.\n"
@@ -294,7 +296,7 @@ def test_glob_semantics(path, pattern, ok):
 def test_file_scorers_refuse_paths_that_leave_the_workspace(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP SECRET")
-    t = task(f"PRINT x", scorers=[{"type": "file_contains", "path": "link.txt", "value": "SECRET"}])
+    t = task("PRINT x", scorers=[{"type": "file_contains", "path": "link.txt", "value": "SECRET"}])
     c = fake_target(tmp_path).run(SKILL, t, 0)
     os.symlink(secret, Path(c.workspace) / "link.txt")
     r = score_completion(t, c, ctx(tmp_path), 1.0).results[0]
@@ -302,8 +304,6 @@ def test_file_scorers_refuse_paths_that_leave_the_workspace(tmp_path):
 
 
 def test_workspace_scorers_without_a_workspace_score_zero_and_say_why(tmp_path):
-    from skillopt_action.targets import Completion
-
     t = task("x", scorers=[{"type": "file_exists", "path": "a"}, {"type": "workspace_command", "run": "true"}])
     s = score_completion(t, Completion(text="hi"), ctx(tmp_path), 1.0)
     assert s.score == 0.0 and all("need an agent harness target" in r.feedback for r in s.results)
@@ -404,8 +404,6 @@ def test_agent_env_drops_secrets_passes_the_key_and_expands_vars(tmp_path, monke
 
 
 def test_fingerprint_is_stable_across_processes_and_tracks_what_matters(tmp_path):
-    from skillopt_action.targets import fingerprint_digest
-
     extra = "    env: {A: '${HOME}'}\n"
     here = fingerprint_digest(fake_target(tmp_path, extra).fingerprint())
     code = f"""

@@ -23,10 +23,10 @@ from model_server import Hang, ModelServer, Text, ToolCall
 
 from skillopt_action import yamlfile
 from skillopt_action.config import _model
-from skillopt_action.harness import remove_workspace
 from skillopt_action.scorers import ScorerContext, score_completion, validate_spec
 from skillopt_action.targets import make_target
 from skillopt_action.tasks import Task, dir_digest
+from skillopt_action.workspace import remove_workspace
 
 CLIS_DIR = Path(os.environ.get("SKILLOPT_AGENT_CLIS_DIR") or Path.home() / ".cache" / "skillopt-agent-clis")
 EXAMPLE = Path(__file__).parent.parent / "examples" / "harness"

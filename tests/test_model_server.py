@@ -15,7 +15,6 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
-
 from model_server import (
     Fault,
     Hang,
@@ -24,7 +23,6 @@ from model_server import (
     Text,
     ToolCall,
     load_script,
-    model_server,  # noqa: F401  (pytest fixture)
     spec_from_dict,
     spec_to_dict,
     write_script,

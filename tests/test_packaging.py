@@ -19,4 +19,6 @@ def test_wheel_ships_templates_and_schema(tmp_path):
     for template in (ROOT / "templates").iterdir():
         assert f"skillopt_action/templates/{template.name}" in names, template.name
     assert "skillopt_action/schema/skillopt.schema.json" in names
+    for module in (ROOT / "skillopt_action").rglob("*.py"):
+        assert module.relative_to(ROOT).as_posix() in names, f"{module.relative_to(ROOT)} is not in the wheel"
     assert any(n.endswith("entry_points.txt") for n in names)

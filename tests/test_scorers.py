@@ -4,7 +4,6 @@ the python/command scorers against real modules and real bash, and llm_rubric wi
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 import time
@@ -16,9 +15,8 @@ import pytest
 from skillopt_action import scorers
 from skillopt_action.errors import BudgetExceeded, ConfigError, ProviderError
 from skillopt_action.scorers import ScorerContext, check_tasks, score_completion, validate_spec
-from skillopt_action.targets import Completion
 from skillopt_action.tasks import Task, load_task_file
-
+from skillopt_action.types import Completion
 
 # --------------------------------------------------------------------------- helpers
 

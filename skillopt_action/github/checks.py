@@ -40,7 +40,9 @@ def start(repo, head_sha: str, details_url: str, title: str = "Scoring the skill
     if existing is not None:
         existing.edit(status="in_progress", details_url=details_url, output=output)
         return existing
-    return repo.create_check_run(name=CHECK_NAME, head_sha=head_sha, status="in_progress", details_url=details_url, output=output)
+    return repo.create_check_run(
+        name=CHECK_NAME, head_sha=head_sha, status="in_progress", details_url=details_url, output=output
+    )
 
 
 def complete(run, *, conclusion: str, title: str, summary: str, text: str = "", more_url: str | None = None) -> None:
@@ -67,9 +69,13 @@ def summary_for(report: dict, run_url: str) -> tuple[str, str, str]:
     if verdict == "neutral":
         title = "No gate: no val tasks to compare on"
     elif verdict == "success":
-        title = f"Passes the gate: val Δ {g.get('delta', 0):+.3f}" + (f", p={g['p_value']:.3f}" if g.get("p_value") is not None else "")
+        title = f"Passes the gate: val Δ {g.get('delta', 0):+.3f}" + (
+            f", p={g['p_value']:.3f}" if g.get("p_value") is not None else ""
+        )
     else:
-        title = f"Does not pass the gate: val Δ {g.get('delta', 0):+.3f}" + (f", p={g['p_value']:.3f}" if g.get("p_value") is not None else "")
+        title = f"Does not pass the gate: val Δ {g.get('delta', 0):+.3f}" + (
+            f", p={g['p_value']:.3f}" if g.get("p_value") is not None else ""
+        )
     summary = render("github_check_summary.md.j2", r=report, verdict=verdict, run_url=run_url)
     text = render("github_check_text.md.j2", r=report)
     return title, summary, text

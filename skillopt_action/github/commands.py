@@ -15,7 +15,8 @@ HELP = """\
 | Command | What it does |
 |---|---|
 | `/skillopt eval` | score this PR's skill against the base branch's skill and post the `skillopt / gate` check |
-| `/skillopt optimize [epochs=N]` | train starting from this PR's skill; pushes the result to this PR's branch when it lives in this repository |
+| `/skillopt optimize [epochs=N]` | train starting from this PR's skill; pushes the result to this PR's branch \
+when it lives in this repository |
 | `/skillopt help` | show this help |
 """
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -78,11 +79,15 @@ def _csv(value: str) -> tuple[str, ...]:
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     missing = [k for k in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_REPOSITORY") if not env.get(k)]
     if missing:
-        raise ConfigError(f"not running inside GitHub Actions: {', '.join(missing)} not set",
-                          fix="run `skillopt action` from a workflow step (use the action), or use `skillopt optimize` locally")
+        raise ConfigError(
+            f"not running inside GitHub Actions: {', '.join(missing)} not set",
+            fix="run `skillopt action` from a workflow step (use the action), or use `skillopt optimize` locally",
+        )
     token = _input(env, "github-token") or env.get("GITHUB_TOKEN", "")
     if not token:
-        raise ConfigError("no GitHub token", fix="pass `github-token: ${{ secrets.GITHUB_TOKEN }}` (the default) to the action")
+        raise ConfigError(
+            "no GitHub token", fix="pass `github-token: ${{ secrets.GITHUB_TOKEN }}` (the default) to the action"
+        )
     command = _input(env, "command", "auto").lower()
     if command not in ("auto", "optimize", "eval"):
         raise ConfigError(f"input `command` must be auto, optimize or eval, not {command!r}", fix="command: auto")
@@ -169,7 +174,9 @@ def parse_trigger(settings: Settings, payload: Mapping[str, Any]) -> Trigger:
             if str(inputs.get("epochs") or "").strip():
                 epochs = parse_epochs(str(inputs["epochs"]), "workflow_dispatch input `epochs`")
             if str(inputs.get("dry-run", inputs.get("dry_run", "")) or "").strip():
-                dry_run = dry_run or parse_bool(str(inputs.get("dry-run", inputs.get("dry_run"))), "workflow_dispatch input `dry-run`")
+                dry_run = dry_run or parse_bool(
+                    str(inputs.get("dry-run", inputs.get("dry_run"))), "workflow_dispatch input `dry-run`"
+                )
         if settings.command == "eval":
             return Trigger(kind="eval", event=ev, default_branch=default_branch, dry_run=dry_run)
         return Trigger(kind="optimize", event=ev, default_branch=default_branch, epochs=epochs, dry_run=dry_run)
@@ -178,9 +185,15 @@ def parse_trigger(settings: Settings, payload: Mapping[str, Any]) -> Trigger:
         issue = payload.get("issue") or {}
         comment = payload.get("comment") or {}
         user = comment.get("user") or {}
-        base = dict(event=ev, default_branch=default_branch, comment_id=comment.get("id"), comment_body=comment.get("body") or "",
-                    commenter=user.get("login", ""), commenter_is_bot=user.get("type") == "Bot" or user.get("login", "").endswith(BOT_SUFFIX),
-                    dry_run=settings.dry_run)
+        base = dict(
+            event=ev,
+            default_branch=default_branch,
+            comment_id=comment.get("id"),
+            comment_body=comment.get("body") or "",
+            commenter=user.get("login", ""),
+            commenter_is_bot=user.get("type") == "Bot" or user.get("login", "").endswith(BOT_SUFFIX),
+            dry_run=settings.dry_run,
+        )
         if action != "created":
             return Trigger(kind="ignore", reason=f"comment was {action}; only new comments are commands", **base)
         if not issue.get("pull_request"):
@@ -191,6 +204,16 @@ def parse_trigger(settings: Settings, payload: Mapping[str, Any]) -> Trigger:
         pr = payload.get("pull_request") or {}
         if action not in PR_ACTIONS:
             return Trigger(kind="ignore", event=ev, reason=f"pull_request action {action!r} does not need a gate check")
-        return Trigger(kind="pull_request", event=ev, default_branch=default_branch, pull=_pull_ref(pr, settings.repository),
-                       pull_number=int(pr["number"]), dry_run=settings.dry_run)
-    return Trigger(kind="ignore", event=ev, reason=f"event {ev!r} is not handled (use schedule, workflow_dispatch, issue_comment or pull_request)")
+        return Trigger(
+            kind="pull_request",
+            event=ev,
+            default_branch=default_branch,
+            pull=_pull_ref(pr, settings.repository),
+            pull_number=int(pr["number"]),
+            dry_run=settings.dry_run,
+        )
+    return Trigger(
+        kind="ignore",
+        event=ev,
+        reason=f"event {ev!r} is not handled (use schedule, workflow_dispatch, issue_comment or pull_request)",
+    )

@@ -102,12 +102,22 @@ def decide(*, improved: bool, best: str, default_skill: str, open_pr: OpenPR | N
         if open_pr is None:
             refused = next((c for c in closed if c.proposal == proposal and not c.merged), None)
             if refused:
-                return Plan("none", f"#{refused.number} proposed this same skill and was closed without merging; not recreating it",
-                            proposal=proposal, pr_number=refused.number)
+                return Plan(
+                    "none",
+                    f"#{refused.number} proposed this same skill and was closed without merging; not recreating it",
+                    proposal=proposal,
+                    pr_number=refused.number,
+                )
             return Plan("created", "an edit passed the gate", push=True, create=True, proposal=proposal)
         if open_pr.human_pushed:
-            return Plan("unchanged", f"someone else pushed to the branch of #{open_pr.number}; not force-pushing over it, commenting instead",
-                        comment="human-pushed", proposal=proposal, pr_number=open_pr.number)
+            return Plan(
+                "unchanged",
+                f"someone else pushed to the branch of #{open_pr.number}; "
+                "not force-pushing over it, commenting instead",
+                comment="human-pushed",
+                proposal=proposal,
+                pr_number=open_pr.number,
+            )
         if open_pr.proposal == proposal and open_pr.branch_skill == best:
             return Plan("unchanged", f"#{open_pr.number} already proposes this skill; refreshed its report", edit=True,
                         proposal=proposal, pr_number=open_pr.number)
@@ -118,8 +128,12 @@ def decide(*, improved: bool, best: str, default_skill: str, open_pr: OpenPR | N
         return Plan("none", "no edit passed the gate; no pull request opened")
     if open_pr.branch_skill is not None and open_pr.branch_skill == default_skill:
         if open_pr.human_pushed:
-            return Plan("unchanged", f"#{open_pr.number} no longer changes the skill, but someone else pushed to it; leaving it open",
-                        comment="human-pushed", pr_number=open_pr.number)
+            return Plan(
+                "unchanged",
+                f"#{open_pr.number} no longer changes the skill, but someone else pushed to it; leaving it open",
+                comment="human-pushed",
+                pr_number=open_pr.number,
+            )
         return Plan("closed", f"the default branch already has the skill #{open_pr.number} proposed", close=True,
                     pr_number=open_pr.number)
     return Plan("unchanged", f"no edit passed the gate this run; #{open_pr.number} still proposes its earlier skill",
@@ -156,7 +170,9 @@ def find_closed(repo, branch: str) -> list[ClosedPR]:
 def push_skill(repo, *, branch: str, parent_sha: str, skill_path: str, text: str, message: str, force: bool) -> str:
     """Commit `text` at `skill_path` on top of `parent_sha` and point `branch` at it. Returns the new commit SHA."""
     parent = repo.get_git_commit(parent_sha)
-    tree = repo.create_git_tree([InputGitTreeElement(skill_path, "100644", "blob", content=text)], base_tree=parent.tree)
+    tree = repo.create_git_tree(
+        [InputGitTreeElement(skill_path, "100644", "blob", content=text)], base_tree=parent.tree
+    )
     commit = repo.create_git_commit(message, tree, [parent])
     try:
         ref = repo.get_git_ref(f"heads/{branch}")
@@ -183,5 +199,7 @@ def request_reviewers(pr, reviewers: tuple[str, ...], author: str | None) -> lis
         try:
             pr.create_review_request(reviewers=asked)
         except GithubException as exc:  # e.g. a reviewer without access: the PR itself is still fine
-            return [f"could not request reviewers {asked}: {exc.data.get('message') if isinstance(exc.data, dict) else exc}"]
+            return [
+                f"could not request reviewers {asked}: {exc.data.get('message') if isinstance(exc.data, dict) else exc}"
+            ]
     return []

@@ -1,0 +1,75 @@
+"""Scoring skills on splits: evaluate one skill, or compare a candidate with a base skill through the gate
+(how a human edit in a pull request is judged exactly like a bot edit)."""
+
+from __future__ import annotations
+
+from .diff import diff_stats
+from .gate import GateResult, GateSettings
+from .gate import compare as gate_compare
+from .report import Report, build_report
+from .rollout import mean_scores, split_mean
+from .runtime import Runtime
+from .types import Rollout
+
+
+def per_task(base: dict[str, list[Rollout]], best: dict[str, list[Rollout]]) -> list[dict]:
+    rows = []
+    for tid in base:
+        b = sum(r.score.score for r in base[tid]) / len(base[tid])
+        c = sum(r.score.score for r in best[tid]) / len(best[tid])
+        fb = best[tid][0].score.feedback() if best[tid] else ""
+        rows.append({"id": tid, "baseline": round(b, 4), "best": round(c, 4), "delta": round(c - b, 4),
+                     "feedback": fb[:300]})
+    return rows
+
+
+def gate_decision(rt: Runtime, inc: dict[str, list[Rollout]], cand: dict[str, list[Rollout]],
+                  step_seed: int) -> GateResult:
+    """The configured gate on two sets of rollouts of the same tasks, seeded per decision."""
+    g = rt.cfg.gate
+    settings = GateSettings(mode=g.mode, samples=g.samples, min_delta=g.min_delta, alpha=g.alpha, test=g.test,
+                            resamples=g.resamples, seed=g.seed * 7919 + step_seed)
+    return gate_compare(mean_scores(inc), mean_scores(cand), settings)
+
+
+def score_splits(rt: Runtime, base_skill: str, best_skill: str, splits: list[str],
+                 label: str) -> tuple[dict, dict, dict]:
+    """Scores, per-task rows and gate results of `best_skill` against `base_skill` on each split."""
+    scores, tasks, gates = {}, {}, {}
+    for split in splits:
+        if not rt.splits.get(split):
+            continue
+        samples = rt.cfg.gate.samples
+        base = rt.rollouts(base_skill, split, samples, f"{label}:{split}:baseline")
+        best = base if best_skill == base_skill else rt.rollouts(best_skill, split, samples, f"{label}:{split}:best")
+        scores[split] = {"baseline": round(split_mean(base), 4), "best": round(split_mean(best), 4),
+                         "n": len(rt.splits[split]), "samples": samples}
+        tasks[split] = per_task(base, best)
+        gates[split] = gate_decision(rt, base, best, 10_000 + len(split)).to_dict()
+    return scores, tasks, gates
+
+
+def evaluate(rt: Runtime, skill_text: str, splits: list[str]) -> Report:
+    """Score one skill on `splits`."""
+    scores, tasks = {}, {}
+    for split in splits:
+        if not rt.splits.get(split):
+            continue
+        rs = rt.rollouts(skill_text, split, rt.cfg.gate.samples, f"eval:{split}")
+        scores[split] = {"baseline": round(split_mean(rs), 4), "best": round(split_mean(rs), 4),
+                         "n": len(rs), "samples": rt.cfg.gate.samples}
+        tasks[split] = per_task(rs, rs)
+        rt.log(f"{split}: {split_mean(rs):.3f} over {len(rs)} task(s) ({rt.spend_line()})")
+    return build_report(rt, kind="eval", status="completed", stop_reason=None, baseline=skill_text, best=skill_text,
+                        scores=scores, tasks=tasks, gates={}, steps=[], diff="", changed_lines=0)
+
+
+def compare(rt: Runtime, base_text: str, candidate_text: str, splits: list[str]) -> Report:
+    """Score `candidate_text` against `base_text`; the val gate decides (e.g. a human edit in a PR)."""
+    scores, tasks, gates = score_splits(rt, base_text, candidate_text, splits, "compare")
+    for split, s in scores.items():
+        rt.log(f"{split}: base {s['baseline']:.3f} -> candidate {s['best']:.3f} ({rt.spend_line()})")
+    diff, added, removed = diff_stats(base_text, candidate_text, rt.cfg.skill)
+    return build_report(rt, kind="compare", status="completed", stop_reason=None, baseline=base_text,
+                        best=candidate_text, scores=scores, tasks=tasks, gates=gates, steps=[], diff=diff,
+                        changed_lines=added + removed)

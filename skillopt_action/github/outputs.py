@@ -1,0 +1,74 @@
+"""What an Action run produced, and how it is reported back to the runner: the step outputs (GITHUB_OUTPUT)
+and the job summary (GITHUB_STEP_SUMMARY)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..errors import EXIT_OK
+from ..render import render
+from .checks import fit
+
+
+@dataclass
+class Result:
+    """What the run produced, for GITHUB_OUTPUT and the job summary."""
+
+    title: str = ""
+    lines: list[str] = field(default_factory=list)
+    report: dict | None = None
+    report_path: str = ""
+    report_md: str = ""
+    pr_number: int | None = None
+    pr_url: str = ""
+    pr_operation: str = ""
+    exit_code: int = EXIT_OK
+
+    def outputs(self) -> dict[str, str]:
+        r = self.report or {}
+        val = (r.get("scores") or {}).get("val") or {}
+        gate = r.get("gate") or {}
+
+        def num(x) -> str:
+            return "" if x is None else f"{x:.4f}"
+
+        return {
+            "baseline-score": num(val.get("baseline")),
+            "best-score": num(val.get("best")),
+            "accepted": "true" if r.get("improved") else "false",
+            "p-value": num(gate.get("p_value")),
+            "pr-number": str(self.pr_number or ""),
+            "pr-url": self.pr_url,
+            "pr-operation": self.pr_operation,
+            "report-path": self.report_path,
+        }
+
+
+
+def write_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        for k, v in outputs.items():
+            delim = f"skillopt_{uuid.uuid4().hex}"
+            f.write(f"{k}<<{delim}\n{v}\n{delim}\n")
+
+
+def write_summary(path: str | None, result: Result, run_url: str) -> None:
+    if not path:
+        return
+    lines = list(result.lines)
+    if result.pr_url:
+        lines.append(
+            f"pull request: [#{result.pr_number}]({result.pr_url})"
+            + (f" ({result.pr_operation})" if result.pr_operation else "")
+        )
+    if result.report_path:
+        lines.append(f"report: `{result.report_path}` ([run artifacts]({run_url}))")
+    text = render("github_job_summary.md.j2", title=result.title or "done", lines=lines, report_md=result.report_md)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(fit(text, 1024 * 1024 - 1024, run_url))  # the step summary limit is 1 MiB
+
+
