@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigErrors
 from .gate import GateSettings
 from .yamlfile import Located, LocatedList, load
 
@@ -302,6 +302,22 @@ def _locate(raw: Any, path: list) -> int | None:
     return line
 
 
+def _explain_all(err: jsonschema.ValidationError, raw: Any, file: str) -> list[ConfigError]:
+    """One ConfigError per problem: every unknown key of a mapping gets its own line."""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        path = list(err.absolute_path)
+        allowed = sorted((err.schema if isinstance(err.schema, dict) else {}).get("properties", {}))
+        dotted = ".".join(str(p) for p in path) or "(top level)"
+        out = []
+        for key in sorted(set(err.instance) - set(allowed), key=lambda k: _locate(raw, path + [k]) or 0):
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            fix = f"did you mean `{near[0]}`?" if near else f"allowed keys here: {', '.join(allowed)}"
+            out.append(ConfigError(f"unknown key {key!r} in {dotted}", file, _locate(raw, path + [key]), fix))
+        if out:
+            return out
+    return [_explain(err, raw, file)]
+
+
 def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigError:
     path = list(err.absolute_path)
     dotted = ".".join(str(p) for p in path) or "(top level)"
@@ -384,13 +400,24 @@ def load_config(path: str | Path | None = None) -> Config:
     errors = sorted(
         validator.iter_errors(raw), key=lambda e: (_locate(raw, list(e.absolute_path)) or 0, len(list(e.absolute_path)))
     )
-    if errors:
-        raise _explain(errors[0], raw, file)
+    # Every problem is collected, so `skillopt validate` can report them all in one pass.
+    problems: list[ConfigError] = [p for e in errors for p in _explain_all(e, raw, file)]
     root = project_root_for(cfg_path)
+    skill = raw.get("skill")
+    if isinstance(skill, str) and skill and not (root / skill).is_file():
+        problems.append(ConfigError(f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
+                                    "create it, or fix `skill:` (paths are relative to the repository root)"))
+    if errors:  # the settings below assume a schema-valid config
+        _raise(problems)
     skill = str(raw["skill"])
-    if not (root / skill).is_file():
-        raise ConfigError(f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
-                          "create it, or fix `skill:` (paths are relative to the repository root)")
+
+    def attempt(build, placeholder):
+        try:
+            return build()
+        except ConfigError as exc:
+            problems.extend(ConfigErrors.of(exc))
+            return placeholder
+
     tasks = [raw["tasks"]] if isinstance(raw["tasks"], str) else list(raw["tasks"])
     splits = raw.get("splits") or {}
     ratios = {
@@ -399,17 +426,19 @@ def load_config(path: str | Path | None = None) -> Config:
         "test": float(splits.get("test", 0.25)),
     }
     if ratios["train"] <= 0 or ratios["val"] <= 0:
-        raise ConfigError("`splits` needs a positive train and val ratio", file, raw.line_of("splits"),
-                          "e.g. `splits: {train: 0.5, val: 0.25, test: 0.25}`")
-    target = _model("target", raw.get("target"), file)
+        problems.append(ConfigError("`splits` needs a positive train and val ratio", file, raw.line_of("splits"),
+                                    "e.g. `splits: {train: 0.5, val: 0.25, test: 0.25}`"))
+    target = attempt(lambda: _model("target", raw.get("target"), file), ModelSettings(role="target"))
     if target.provider not in CHAT_PROVIDERS and raw.get("optimizer") is None:
-        raise ConfigError(f"`optimizer:` is required when the target is the agent harness {target.provider!r}",
-                          file, raw.line_of("target"),
-                          "add e.g. `optimizer: {provider: anthropic, model: claude-sonnet-4-5}` "
-                          "(the optimizer must be a chat model)")
-    optimizer = _model("optimizer", raw.get("optimizer"), file,
-                       fallback=target if target.provider in CHAT_PROVIDERS else None)
-    judge = _model("judge", raw.get("judge"), file, fallback=optimizer)
+        problems.append(ConfigError(
+            f"`optimizer:` is required when the target is the agent harness {target.provider!r}",
+            file, raw.line_of("target"),
+            "add e.g. `optimizer: {provider: anthropic, model: claude-sonnet-4-5}` "
+            "(the optimizer must be a chat model)"))
+    optimizer = attempt(lambda: _model("optimizer", raw.get("optimizer"), file,
+                                       fallback=target if target.provider in CHAT_PROVIDERS else None),
+                        ModelSettings(role="optimizer"))
+    judge = attempt(lambda: _model("judge", raw.get("judge"), file, fallback=optimizer), ModelSettings(role="judge"))
     lp = raw.get("loop") or {}
     eb = lp.get("edit_budget") or {}
     budget = EditBudget(**{k: eb[k] for k in ("ops", "lines", "min_ops", "min_lines", "schedule") if k in eb})
@@ -436,8 +465,10 @@ def load_config(path: str | Path | None = None) -> Config:
             seed=int(splits.get("seed", 0)),
         )
     except ValueError as exc:
-        raise ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
-                          "see `gate:` in the config reference (README.md)") from None
+        problems.append(ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
+                                    "see `gate:` in the config reference (README.md)"))
+        gate = GateSettings()
+    _raise(problems)
     r = raw.get("retries") or {}
     b = raw.get("budget") or {}
     prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (raw.get("prices") or {}).items()}}
@@ -449,6 +480,14 @@ def load_config(path: str | Path | None = None) -> Config:
         max_usd=b.get("max_usd"), max_calls=b.get("max_calls"), prices=prices,
         cache_dir=(root / raw.get("cache_dir", ".skillopt/cache")), raw=raw,
     )
+
+
+def _raise(problems: list[ConfigError]) -> None:
+    """Raise the problems found, if any: one ConfigError, or a ConfigErrors in file order."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigErrors(sorted(problems, key=lambda p: p.line or 0))
 
 
 def schema_json() -> str:
