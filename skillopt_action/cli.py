@@ -46,7 +46,8 @@ exit codes:
   3  a model provider failed after retries
   4  a budget cap was hit before the baseline was measured
 
-Run `skillopt COMMAND --help` for a command's options. Documentation: README.md."""
+Run `skillopt COMMAND --help` for a command's options.
+Documentation: https://github.com/skillopt/skillopt-action#readme"""
 
 RUN_VERBS = ("eval", "optimize", "compare")
 GLOBALS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
@@ -54,9 +55,9 @@ GLOBALS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
     "config": (("--config",), {"metavar": "PATH", "help": "the config file (default: .github/skillopt.yml in the "
                                "current directory or the nearest parent, up to the repository root)"},
                ("init", "validate", "eval", "optimize", "compare", "report")),
-    "out": (("--out",), {"metavar": "DIR", "help": "directory that keeps the runs: each run gets "
-                         "DIR/<YYYYmmdd-HHMMSS>-<command>/ and DIR/latest points at the newest "
-                         "(default: .skillopt/runs in the project root)"}, RUN_VERBS),
+    "out": (("--out",), {"metavar": "DIR", "help": "where runs are kept: each run gets a new directory in DIR, "
+                         "named by its start time and command, and DIR/latest points at the newest (default: "
+                         ".skillopt/runs in the project root)"}, RUN_VERBS),
     "no_cache": (("--no-cache",), {"action": "store_true", "help": "neither read nor write the call cache (use "
                                    "after editing a script a `command` scorer runs)"}, RUN_VERBS),
     "keep_workspaces": (("--keep-workspaces",), {"action": "store_true", "help": "keep agent workspaces after "
@@ -211,7 +212,7 @@ class Paths:
 
     def text(self, message: str) -> str:
         """`message` with every absolute path in it shown as `show` would."""
-        return re.sub(r"(?<![\w.])(/[^\s:'\"`,()]+)", lambda m: self.show(m.group(1)), message)
+        return re.sub(r"(?<![\w.:/])(/[^\s:'\"`,()]+)", lambda m: self.show(m.group(1)), message)
 
     def error(self, exc: ConfigError) -> dict[str, Any]:
         return {"file": self.show(exc.file) if exc.file else None, "line": exc.line,
