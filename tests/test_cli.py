@@ -217,14 +217,15 @@ def test_each_run_keeps_its_report_and_latest_points_at_the_newest(tmp_path, ser
     first_out = capsys.readouterr().out
     assert main(["optimize", "--quiet"]) == 0
     second_out = capsys.readouterr().out
-    made = sorted(d for d in runs.iterdir() if d.name.endswith("-optimize") and (d / "state.json").exists())
+    dated = [d for d in runs.iterdir() if re.search(r"^\d{8}-\d{6}-optimize(-\d+)?$", d.name)]
+    made = sorted((d for d in dated if (d / "state.json").exists()), key=lambda d: d.stat().st_ctime)
     assert len(made) == 2
     first, second = (json.loads((d / "report.json").read_text()) for d in made)
     assert first["spend"]["calls"] > 0 and second["spend"]["calls"] == 0, "the first run's spend is kept"
     assert (runs / "latest").is_symlink() and (runs / "latest").resolve() == made[1].resolve()
     assert f".skillopt/runs/{made[0].name}/best_skill.md" in first_out
     assert f".skillopt/runs/{made[1].name}/report.md" in second_out
-    kept = [d for d in runs.iterdir() if d.name.endswith("-optimize") and not (d / "state.json").exists()]
+    kept = [d for d in dated if not (d / "state.json").exists()]
     assert len(kept) == 1 and json.loads((kept[0] / "report.json").read_text()) == {"kind": "optimize"}, \
         "the old `latest` directory is kept under a dated name"
 
