@@ -155,6 +155,9 @@ CONFIG_SCHEMA: dict = {
                 "task_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                                "description": "sequential: the per-task gains must also pass a sign-flip test at "
                                               "this level (no single task can decide)."},
+                "no_regression": {"type": "boolean",
+                                  "description": "sequential: reject an edit that makes any val task significantly "
+                                                 "worse, even if the mean improves."},
                 "confirm": {"type": "boolean",
                             "description": "sequential: re-confirm the final skill against the start on fresh "
                                            "samples before proposing it."},
@@ -459,7 +462,7 @@ def load_config(path: str | Path | None = None) -> Config:
     g = raw.get("gate") or {}
     try:
         given = {k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples", "decisions",
-                                   "task_alpha", "confirm") if k in g}
+                                   "task_alpha", "confirm", "no_regression") if k in g}
         if "schedule" in g:
             given["schedule"] = tuple(g["schedule"])
         gate = GateSettings(**{"mode": "sequential", "alpha": 0.05, **given}, seed=int(splits.get("seed", 0)))

@@ -27,7 +27,7 @@ from typing import Any
 from .errors import ConfigError
 from .types import Edit
 
-BLOCKING = ("harmful", "closed", "legacy", "bundle")
+BLOCKING = ("harmful", "regression", "closed", "legacy", "bundle")
 RESUMABLE = ("not_better", "inconclusive")
 
 
@@ -62,6 +62,8 @@ class EvidenceMemory:
             return "previously rejected by the gate (in a bundle)"
         if verdict == "harmful":
             return f"estimated harmful against this skill ({_effect(row)})"
+        if verdict == "regression":
+            return f"made a val task significantly worse against this skill ({_effect(row)})"
         if verdict == "closed":
             return str(row.get("reason") or "its pull request was closed without merging")
         return None

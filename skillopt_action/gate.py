@@ -100,6 +100,7 @@ class GateSettings:
     decisions: int = 2  # sequential: val decisions per step (the run's alpha is split across them)
     task_alpha: float = 0.25  # sequential: the per-task gains must also pass a sign-flip test at this level
     confirm: bool = True  # sequential: re-confirm the final skill against the start on fresh samples
+    no_regression: bool = False  # sequential: reject an edit that makes any val task significantly worse
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
