@@ -112,6 +112,9 @@ CONFIG_SCHEMA: dict = {
                 "failure_only": {"type": "boolean"},
                 "parse_retries": {"type": "integer", "minimum": 0, "maximum": 5},
                 "max_trajectory_chars": {"type": "integer", "minimum": 200},
+                "ablation": {"enum": ["prune", "report", "off"],
+                             "description": "after the run, leave each accepted edit out in turn: prune (default) "
+                                            "removes edits whose removal costs nothing, report only measures."},
                 "candidates": {"type": "integer", "minimum": 1,
                                "description": "sequential gate: proposed edits screened per step, each on its own."},
                 "screen_size": {"type": "integer", "minimum": 0,
@@ -259,6 +262,7 @@ class LoopSettings:
     failure_only: bool = False
     parse_retries: int = 2
     max_trajectory_chars: int = 1500
+    ablation: str = "prune"  # prune | report | off
     candidates: int = 6  # sequential gate: edits screened per step
     screen_size: int = 3  # sequential gate: extra train tasks in an edit's screening
     edit_budget: EditBudget = field(default_factory=EditBudget)
@@ -454,6 +458,7 @@ def load_config(path: str | Path | None = None) -> Config:
                 "max_trajectory_chars",
                 "candidates",
                 "screen_size",
+                "ablation",
             )
             if k in lp
         },

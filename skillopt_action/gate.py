@@ -63,6 +63,7 @@ from typing import Any, cast
 
 __all__ = [
     "EXACT_MAX_NONZERO",
+    "bootstrap_ci",
     "GateResult",
     "GateSettings",
     "TaskComparison",
@@ -279,6 +280,13 @@ def _percentile_ci(deltas: list[float], level: float, resamples: int, rng: rando
     lo_idx = min(max(int(math.floor(tail * resamples)), 0), resamples - 1)
     hi_idx = min(max(int(math.ceil((1.0 - tail) * resamples)) - 1, 0), resamples - 1)
     return means[lo_idx], means[hi_idx]
+
+
+def bootstrap_ci(deltas: list[float], level: float, resamples: int, rng: random.Random) -> tuple[float, float]:
+    """A two-sided percentile bootstrap interval (over tasks) of the mean of `deltas`."""
+    if not deltas:
+        return 0.0, 0.0
+    return _percentile_ci(deltas, level, resamples, rng)
 
 
 def _fmt_p(p: float) -> str:

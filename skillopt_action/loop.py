@@ -11,6 +11,7 @@ import math
 import random
 from pathlib import Path
 
+from .ablation import CONFIRM_OFFSET, run_ablation
 from .calls import content_key
 from .config import Config
 from .diff import diff_stats
@@ -34,10 +35,9 @@ from .screen import screen
 from .search import planned_decisions
 from .search import step as search_step
 from .sequential import power_hint
-from .types import Task
+from .types import Edit, Task
 
 STATE_VERSION = 2
-CONFIRM_OFFSET = 1000  # sample indices of the final confirmation: fresh, never used by a decision
 
 
 def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, int, str | None]:
@@ -176,11 +176,18 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
     best = state["current"]
-    confirmation = None
+    confirmation = ablation = None
     try:
         if sequential and cfg.gate.confirm and best != baseline:
             confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
-        else:
+        if best != baseline and cfg.loop.ablation != "off":
+            ablation = run_ablation(rt, baseline, kept_edits(state["steps"]), prune=cfg.loop.ablation == "prune")
+            if ablation["skill"] != best:
+                best = ablation["skill"]
+                confirmation = None  # re-scored below for the pruned skill (its samples are cached)
+                if sequential and cfg.gate.confirm:
+                    confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
+        if not (sequential and cfg.gate.confirm and confirmation is not None):
             scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
     except BudgetExceeded as exc:
         stop_reason = stop_reason or str(exc)
@@ -197,8 +204,21 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps,
                           search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation)
-                          if sequential else None)
+                          if sequential else None, ablation=ablation)
     return report, baseline, best
+
+
+def kept_edits(steps: list[dict]) -> list[Edit]:
+    """The edits in the final skill, in the order they were applied."""
+    edits: list[Edit] = []
+    for s in steps:
+        if not s.get("accepted"):
+            continue
+        if "candidates" in s:
+            edits += [Edit.from_dict(c["edit"]) for c in s["candidates"] if c.get("kept")]
+        else:
+            edits += [Edit.from_dict(e["edit"]) for e in s.get("edits", []) if e["applied"]]
+    return edits
 
 
 def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, dict, dict]:

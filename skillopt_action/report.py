@@ -52,6 +52,7 @@ class Report:
     epochs: int | None = None
     total_steps: int | None = None
     search: dict[str, Any] | None = None  # sequential gate: decisions, their cost, the run's false-accept bound
+    ablation: dict[str, Any] | None = None  # each kept edit's marginal contribution; carried edits removed
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
 
@@ -70,7 +71,7 @@ class Report:
         order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
                  "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
                  "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
-                 "search", "wall_time_s"]
+                 "search", "ablation", "wall_time_s"]
         return {**{k: d[k] for k in order}, **extra}
 
     @classmethod
@@ -181,9 +182,21 @@ def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
 def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str,
                  scores: dict, tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int,
                  epochs: int | None = None, total_steps: int | None = None,
-                 search: dict | None = None) -> Report:
+                 search: dict | None = None, ablation: dict | None = None) -> Report:
     cfg = rt.cfg
     accepted, rejected = edits_by_verdict(steps)
+    removed = {(r["edit"]["op"], r["edit"]["anchor"], r["edit"]["content"]): r
+               for r in (ablation or {}).get("removed", [])}
+    if removed:
+        still = []
+        for row in accepted:
+            r = removed.get((row["op"], row["anchor"], row["content"]))
+            if r is None:
+                still.append(row)
+            else:
+                rejected.insert(0, {**row, "why": f"ablation: carried, not earned (removing it changed val by "
+                                                  f"{-r['delta']:+.3f}), so it was removed"})
+        accepted = still
     val = scores.get("val") or {}
     if kind == "compare":
         improved = bool(gates.get("val", {}).get("accepted"))
@@ -202,6 +215,7 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
                        "min_delta": cfg.gate.min_delta, "test": cfg.gate.test, "schedule": list(cfg.gate.schedule),
                        "decisions": cfg.gate.decisions, "task_alpha": cfg.gate.task_alpha},
         wall_time_s=round(time.monotonic() - rt.t0, 2), search=search,
+        ablation={k: v for k, v in ablation.items() if k != "skill"} if ablation else None,
     )
 
 
