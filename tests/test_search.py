@@ -114,3 +114,33 @@ def test_a_harmful_edit_is_remembered_and_not_tested_again_against_the_same_skil
     third = run("c", perfect + "- Keep answers short.\n")
     (cand,) = third.report.steps[0]["candidates"]
     assert cand["verdict"] == "harmful" and not cand["gate"]["resumed_from_round"]
+
+
+SAME_A = "- For countries from A to J, give only the city."  # the target treats it like HELP_A
+
+
+def test_ablation_removes_a_redundant_edit_that_carries_nothing(tmp_path):
+    def target_with_synonym(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [
+                {"op": "add", "anchor": "## Answering", "content": HELP_A},
+                {"op": "add", "anchor": "## Answering", "content": SAME_A}]}))
+        req_system = req.system.replace(SAME_A, HELP_A)
+
+        class R:
+            system, last_user_text = req_system, req.last_user_text
+        return Text(target(R))
+
+    result, _ = optimize(tmp_path, target_with_synonym, gate={"decisions": 2})
+    step = result.report.steps[0]
+    assert [c["verdict"] for c in step["candidates"]] == ["accepted", "accepted"]
+    assert step["combination"]["confirmed"]
+    abl = result.report.ablation
+    assert len(abl["removed"]) == 1 and abl["removed"][0]["verdict"] == "carried"
+    assert abl["removed"][0]["edit"]["content"] == HELP_A, "of two equal edits the longer one goes"
+    assert [r["verdict"] for r in abl["edits"]] == ["earned"] and abl["edits"][0]["ci_low"] > 0
+    assert SAME_A in result.best_skill and HELP_A not in result.best_skill
+    assert abl["rollouts"] > 0 and abl["rollouts_per_edit"] > 0
+    assert any("carried, not earned" in e["why"] for e in result.report.rejected_edits)
+    md = result.report.to_markdown()
+    assert "Does each edit earn its place?" in md and "carried, not earned — **removed**" in md
