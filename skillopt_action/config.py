@@ -34,7 +34,7 @@ DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", 
 LOCAL_MODEL = "smollm2-135m-instruct"
 
 _num = {"type": "number"}
-_MODEL = {
+_MODEL: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "description": "A model (or agent) and how to reach it.",
@@ -166,6 +166,22 @@ CONFIG_SCHEMA: dict = {
                                            "samples before proposing it."},
             },
         },
+        "transfer": {
+            "type": "array",
+            "description": "Other targets (models, providers or harnesses) the final skill must not hurt: each is "
+                           "scored with the starting and the final skill on val, with a non-inferiority margin.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    **_MODEL["properties"],
+                    "name": {"type": "string", "description": "A label for the report (default provider:model)."},
+                    "margin": {"type": "number", "minimum": 0, "maximum": 1,
+                               "description": "How much the final skill may lose on this target (absolute, default "
+                                              "0.05) before the check fails."},
+                },
+            },
+        },
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
         "retries": {
             "type": "object",
@@ -276,6 +292,15 @@ class RetrySettings:
 
 
 @dataclass
+class TransferTarget:
+    """A second target the final skill is checked on (config `transfer:`)."""
+
+    name: str
+    settings: ModelSettings
+    margin: float = 0.05
+
+
+@dataclass
 class Config:
     path: Path
     root: Path
@@ -296,6 +321,7 @@ class Config:
     cache_dir: Path
     raw: dict
     lines: dict = field(default_factory=dict)
+    transfer: list[TransferTarget] = field(default_factory=list)
 
     @property
     def skill_path(self) -> Path:
@@ -368,7 +394,9 @@ def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigErro
     return ConfigError(f"`{dotted}`: {err.message}", file, line, "see the config reference in README.md")
 
 
-def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None) -> ModelSettings:
+def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None,
+           where: str | None = None) -> ModelSettings:
+    where = where or role
     if raw is None and fallback is not None:
         m = ModelSettings(**{**fallback.__dict__, "role": role})
         return m
@@ -389,15 +417,24 @@ def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None
         file=file, line=getattr(raw, "line", None),
     )
     if m.provider in CHAT_PROVIDERS and m.provider != "local" and not m.model:
-        raise ConfigError(f"`{role}.model` is required for provider {provider!r}", file, m.line,
-                          f"add `model: ...` under `{role}:` (e.g. gpt-4.1-mini, claude-sonnet-4-5)")
+        raise ConfigError(f"`{where}.model` is required for provider {provider!r}", file, m.line,
+                          f"add `model: ...` under `{where}:` (e.g. gpt-4.1-mini, claude-sonnet-4-5)")
     if m.provider == "azure" and not m.base_url:
-        raise ConfigError(f"`{role}.base_url` is required for provider azure", file, m.line,
+        raise ConfigError(f"`{where}.base_url` is required for provider azure", file, m.line,
                           "set `base_url: https://<resource>.openai.azure.com` and `api_version:`")
     if role != "target" and m.provider not in CHAT_PROVIDERS:
         raise ConfigError(f"the {role} must be a chat model, not {provider!r}", file, m.line,
                           f"use one of: {', '.join(CHAT_PROVIDERS)}")
     return m
+
+
+def _transfer(index: int, raw: Any, file: str) -> TransferTarget:
+    block = Located({k: v for k, v in raw.items() if k not in ("name", "margin")})
+    block.file, block.line = getattr(raw, "file", file), getattr(raw, "line", 0)
+    block.lines = {k: v for k, v in getattr(raw, "lines", {}).items() if k in block}
+    settings = _model("target", block, file, where=f"transfer[{index}]")
+    name = str(raw.get("name") or f"{settings.provider}:{settings.model}")
+    return TransferTarget(name=name, settings=settings, margin=float(raw.get("margin", 0.05)))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -484,6 +521,7 @@ def load_config(path: str | Path | None = None) -> Config:
         retries=RetrySettings(**{k: r[k] for k in ("attempts", "base_delay", "max_delay") if k in r}),
         max_usd=b.get("max_usd"), max_calls=b.get("max_calls"), prices=prices,
         cache_dir=(root / raw.get("cache_dir", ".skillopt/cache")), raw=raw,
+        transfer=[_transfer(i, item, file) for i, item in enumerate(raw.get("transfer") or [])],
     )
 
 

@@ -7,7 +7,7 @@ from .diff import diff_stats
 from .gate import GateResult, GateSettings
 from .gate import compare as gate_compare
 from .report import Report, build_report
-from .rollout import mean_scores, split_mean
+from .rollout import RolloutEngine, mean_scores, split_mean
 from .runtime import Runtime
 from .sequential import SequentialResult, SequentialSettings, SequentialTest
 from .types import Rollout
@@ -101,17 +101,20 @@ def sequential_settings(rt: Runtime, alpha: float, seed: int) -> SequentialSetti
 
 
 def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: SequentialSettings, label: str, *,
-                   rounds_done: int = 0, offset: int = 0) -> tuple[SequentialResult, int]:
+                   rounds_done: int = 0, offset: int = 0, engine: RolloutEngine | None = None
+                   ) -> tuple[SequentialResult, int]:
     """Run one sequential val decision to its end; returns the result and the target calls it paid for (cached
-    samples are free). `offset` shifts the sample indices (fresh samples for a confirmation)."""
+    samples are free). `offset` shifts the sample indices (fresh samples for a confirmation); `engine` runs
+    another target than the config's (a transfer check)."""
     test = SequentialTest([t.id for t in rt.splits["val"]], settings, rounds_done=rounds_done)
     texts = {"incumbent": incumbent, "candidate": candidate}
+    engine = engine or rt.engine
     before = rt.ledger.role_calls("target")
     while test.result is None:
         requests = test.next_requests()
         if requests:
             jobs = [(texts[side], rt.by_id[tid], offset + idx) for side, tid, idx in requests]
-            for (side, tid, idx), r in zip(requests, rt.engine.run_samples(jobs, label), strict=True):
+            for (side, tid, idx), r in zip(requests, engine.run_samples(jobs, label), strict=True):
                 test.add(side, tid, idx, r.score.score)
         test.look()
     return test.result, rt.ledger.role_calls("target") - before

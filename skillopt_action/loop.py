@@ -35,6 +35,7 @@ from .screen import screen
 from .search import planned_decisions
 from .search import step as search_step
 from .sequential import power_hint
+from .transfer import check_transfer
 from .types import Edit, Task
 
 STATE_VERSION = 2
@@ -176,7 +177,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
     best = state["current"]
-    confirmation = ablation = None
+    confirmation = ablation = transfer = None
     try:
         if sequential and cfg.gate.confirm and best != baseline:
             confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
@@ -189,6 +190,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                     confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
         if not (sequential and cfg.gate.confirm and confirmation is not None):
             scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
+        transfer = check_transfer(rt, baseline, best) if best != baseline and cfg.transfer else None
     except BudgetExceeded as exc:
         stop_reason = stop_reason or str(exc)
         scores = {"val": {"baseline": round(split_mean(base_val), 4), "best": None, "n": len(base_val)}}
@@ -204,7 +206,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps,
                           search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation)
-                          if sequential else None, ablation=ablation)
+                          if sequential else None, ablation=ablation, transfer=transfer)
     return report, baseline, best
 
 

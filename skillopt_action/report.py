@@ -53,6 +53,7 @@ class Report:
     total_steps: int | None = None
     search: dict[str, Any] | None = None  # sequential gate: decisions, their cost, the run's false-accept bound
     ablation: dict[str, Any] | None = None  # each kept edit's marginal contribution; carried edits removed
+    transfer: list[dict[str, Any]] | None = None  # the final skill on the config's `transfer:` targets
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
 
@@ -60,6 +61,11 @@ class Report:
     def val(self) -> dict[str, Any]:
         """The val split's scores ({} when there were no val tasks)."""
         return self.scores.get("val") or {}
+
+    @property
+    def transfer_hurts(self) -> list[str]:
+        """Names of the `transfer:` targets the final skill hurts beyond their margin (the check fails)."""
+        return [t["name"] for t in self.transfer or [] if t["verdict"] == "hurts"]
 
     @property
     def p_value(self) -> float | None:
@@ -71,7 +77,7 @@ class Report:
         order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
                  "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
                  "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
-                 "search", "ablation", "wall_time_s"]
+                 "search", "ablation", "transfer", "wall_time_s"]
         return {**{k: d[k] for k in order}, **extra}
 
     @classmethod
@@ -182,7 +188,8 @@ def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
 def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str,
                  scores: dict, tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int,
                  epochs: int | None = None, total_steps: int | None = None,
-                 search: dict | None = None, ablation: dict | None = None) -> Report:
+                 search: dict | None = None, ablation: dict | None = None,
+                 transfer: list[dict] | None = None) -> Report:
     cfg = rt.cfg
     accepted, rejected = edits_by_verdict(steps)
     removed = {(r["edit"]["op"], r["edit"]["anchor"], r["edit"]["content"]): r
@@ -215,7 +222,7 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
                        "min_delta": cfg.gate.min_delta, "test": cfg.gate.test, "schedule": list(cfg.gate.schedule),
                        "decisions": cfg.gate.decisions, "task_alpha": cfg.gate.task_alpha},
         wall_time_s=round(time.monotonic() - rt.t0, 2), search=search,
-        ablation={k: v for k, v in ablation.items() if k != "skill"} if ablation else None,
+        ablation={k: v for k, v in ablation.items() if k != "skill"} if ablation else None, transfer=transfer,
     )
 
 

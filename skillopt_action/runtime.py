@@ -60,6 +60,7 @@ class Runtime:
         self.by_id = {t.id: t for t in self.tasks}
         if not self.splits:
             self.splits = assign_splits(self.tasks, cfg.split_ratios, cfg.split_seed)
+        self._engines: dict[str, RolloutEngine] = {}
         self._optimizer: ManagedModel | None = None
         self._judge: ManagedModel | None = None
         uses_judge = any(s["type"] == "llm_rubric" for t in self.tasks for s in t.scorers)
@@ -82,6 +83,16 @@ class Runtime:
         if self._judge is None:
             self._judge = self._managed(self.cfg.judge, "judge")
         return self._judge
+
+    def engine_for(self, settings: ModelSettings) -> RolloutEngine:
+        """A rollout engine for another target (a `transfer:` entry): same ledger, cache and trajectories."""
+        key = json.dumps(settings.fingerprint(), sort_keys=True, default=str)
+        if key not in self._engines:
+            self._engines[key] = RolloutEngine(
+                make_target(settings, self.cfg.root), self.scorer_ctx, ledger=self.ledger, cache=self.cache,
+                policy=self.policy, concurrency=self.cfg.concurrency, pass_threshold=self.cfg.loop.pass_threshold,
+                trajectories=self.trajectories, keep_workspaces=self.keep_workspaces, log=self.log)
+        return self._engines[key]
 
     def spend_line(self) -> str:
         return f"calls {self.ledger.calls}, cache hits {self.ledger.cache_hits}, ${self.ledger.usd:.4f}"

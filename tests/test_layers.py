@@ -19,7 +19,7 @@ FLOORS: list[set[str]] = [
     {"text", "procs", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "sequential", "targets.base",
      "scorers.base"},
     {"config", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers", "targets"},
-    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "loop"},
+    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "loop"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
     {"cli", "init", "github", "__main__"},
 ]

@@ -144,3 +144,33 @@ def test_ablation_removes_a_redundant_edit_that_carries_nothing(tmp_path):
     assert any("carried, not earned" in e["why"] for e in result.report.rejected_edits)
     md = result.report.to_markdown()
     assert "Does each edit earn its place?" in md and "carried, not earned — **removed**" in md
+
+
+def test_transfer_check_fails_for_a_second_model_the_skill_hurts_and_passes_one_it_does_not(tmp_path):
+    def responder(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [{"op": "add", "anchor": "## Answering",
+                                                                "content": HELP_A}, {"op": "add",
+                                                                "anchor": "## Answering", "content": HELP_B}]}))
+        country = re.search(r"capital of (\w+)", req.last_user_text).group(1)
+        model = req.json["model"]
+        if model == "model-b":  # answers right by default, but the trained rules confuse it
+            return Text("No idea." if "bare city name" in req.system else CAPITAL[country])
+        if model == "model-c":  # right either way
+            return Text(CAPITAL[country])
+        return Text(target(req))
+
+    with ModelServer(responder=responder) as s:
+        other = {"provider": "openai", "base_url": s.openai_base_url, "api_key_env": "TEST_KEY", "timeout": 5}
+        cfg = write_project(tmp_path, base_url=s.openai_base_url, extra={
+            "gate": {"samples": 1, "alpha": 0.1, "decisions": 2},
+            "transfer": [{**other, "model": "model-b", "name": "B", "margin": 0.05},
+                         {**other, "model": "model-c", "name": "C"}]})
+        result = api.optimize(cfg, out=tmp_path / "out")
+    assert result.improved
+    by_name = {t["name"]: t for t in result.report.transfer}
+    assert by_name["B"]["verdict"] == "hurts" and by_name["B"]["delta"] == -1.0
+    assert by_name["C"]["verdict"] == "holds" and by_name["C"]["delta"] == 0.0
+    assert result.report.transfer_hurts == ["B"]
+    md = result.report.to_markdown()
+    assert "Transfer to other targets" in md and "hurts beyond the margin" in md
