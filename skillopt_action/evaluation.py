@@ -131,3 +131,19 @@ def sequential_rows(result: SequentialResult, kept: bool) -> list[dict]:
     """Per-task rows of a split from a sequential decision."""
     return [{"id": t["task_id"], "baseline": t["incumbent"], "best": t["candidate"] if kept else t["incumbent"],
              "delta": t["delta"] if kept else 0.0, "feedback": ""} for t in result.per_task]
+
+
+def regressions(rt: Runtime, best: str, rows: dict[str, list[dict]], offsets: dict[str, int]) -> list[dict]:
+    """Tasks that got worse under `best`, with the key lines of its trajectory (the answer and the scorers'
+    feedback), read back from the cache (the rollouts were already paid for)."""
+    out = []
+    for split, task_rows in rows.items():
+        worse = [t for t in task_rows if t["delta"] < 0 and t["id"] in rt.by_id]
+        if not worse:
+            continue
+        jobs = [(best, rt.by_id[t["id"]], offsets.get(split, 0)) for t in worse]
+        for t, r in zip(worse, rt.engine.run_samples(jobs, f"regressions:{split}"), strict=True):
+            text = r.completion.error or r.completion.text or ""
+            out.append({"split": split, "id": t["id"], "baseline": t["baseline"], "best": t["best"],
+                        "delta": t["delta"], "answer": text[:300], "feedback": r.score.feedback()[:300]})
+    return sorted(out, key=lambda x: x["delta"])

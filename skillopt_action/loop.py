@@ -19,6 +19,7 @@ from .edits import apply_edits
 from .errors import BudgetExceeded, ConfigError
 from .evaluation import (
     gate_decision,
+    regressions,
     run_sequential,
     score_splits,
     sequential_rows,
@@ -178,6 +179,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     checkpoint()
     best = state["current"]
     confirmation = ablation = transfer = None
+    worse: list[dict] = []
     try:
         if sequential and cfg.gate.confirm and best != baseline:
             confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
@@ -191,6 +193,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         if not (sequential and cfg.gate.confirm and confirmation is not None):
             scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
         transfer = check_transfer(rt, baseline, best) if best != baseline and cfg.transfer else None
+        worse = regressions(rt, best, tasks, {"val": CONFIRM_OFFSET if confirmation else 0}) if best != baseline else []
     except BudgetExceeded as exc:
         stop_reason = stop_reason or str(exc)
         scores = {"val": {"baseline": round(split_mean(base_val), 4), "best": None, "n": len(base_val)}}
@@ -206,7 +209,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps,
                           search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation)
-                          if sequential else None, ablation=ablation, transfer=transfer)
+                          if sequential else None, ablation=ablation, transfer=transfer, regressions=worse)
     return report, baseline, best
 
 

@@ -54,6 +54,7 @@ class Report:
     search: dict[str, Any] | None = None  # sequential gate: decisions, their cost, the run's false-accept bound
     ablation: dict[str, Any] | None = None  # each kept edit's marginal contribution; carried edits removed
     transfer: list[dict[str, Any]] | None = None  # the final skill on the config's `transfer:` targets
+    regressions: list[dict[str, Any]] = field(default_factory=list)  # tasks that got worse, with answer + feedback
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
 
@@ -77,14 +78,15 @@ class Report:
         order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
                  "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
                  "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
-                 "search", "ablation", "transfer", "wall_time_s"]
+                 "search", "ablation", "transfer", "regressions", "wall_time_s"]
         return {**{k: d[k] for k in order}, **extra}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Report:
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in d.items() if k in known}
-        for name, default in (("flags", []), ("gates", {}), ("tasks", {}), ("steps", []), ("accepted_edits", []),
+        for name, default in (("flags", []), ("regressions", []), ("gates", {}), ("tasks", {}), ("steps", []),
+                              ("accepted_edits", []),
                               ("rejected_edits", []), ("chart", ""), ("diff", ""), ("changed_lines", 0),
                               ("models", {}), ("gate_settings", {}), ("spend", {}), ("wall_time_s", 0.0),
                               ("stop_reason", None), ("gate", None), ("config_digest", ""), ("config_path", "")):
@@ -189,7 +191,7 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
                  scores: dict, tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int,
                  epochs: int | None = None, total_steps: int | None = None,
                  search: dict | None = None, ablation: dict | None = None,
-                 transfer: list[dict] | None = None) -> Report:
+                 transfer: list[dict] | None = None, regressions: list[dict] | None = None) -> Report:
     cfg = rt.cfg
     accepted, rejected = edits_by_verdict(steps)
     removed = {(r["edit"]["op"], r["edit"]["anchor"], r["edit"]["content"]): r
@@ -223,6 +225,7 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
                        "decisions": cfg.gate.decisions, "task_alpha": cfg.gate.task_alpha},
         wall_time_s=round(time.monotonic() - rt.t0, 2), search=search,
         ablation={k: v for k, v in ablation.items() if k != "skill"} if ablation else None, transfer=transfer,
+        regressions=regressions or [],
     )
 
 

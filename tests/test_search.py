@@ -174,3 +174,34 @@ def test_transfer_check_fails_for_a_second_model_the_skill_hurts_and_passes_one_
     assert result.report.transfer_hurts == ["B"]
     md = result.report.to_markdown()
     assert "Transfer to other targets" in md and "hurts beyond the margin" in md
+
+
+BREAKS_NORWAY = "- Reply with the bare city name for countries from A to J; Norway is spelt Norge."
+
+
+def test_no_regression_rejects_an_edit_that_breaks_one_task_and_the_report_lists_what_got_worse(tmp_path):
+    def responder(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [
+                {"op": "add", "anchor": "## Answering", "content": BREAKS_NORWAY}]}))
+        if "Norge" in req.system and "Norway" in req.last_user_text:
+            return Text("Norge has no capital I know.")
+        return Text(target(req))
+
+    start = SKILL_TEXT + HELP_B + "\n"
+    with ModelServer(responder=responder) as s:
+        def run(out, **gate):
+            cfg = write_project(tmp_path, base_url=s.openai_base_url, skill=start,
+                                extra={"gate": {"samples": 1, "alpha": 0.1, **gate}})
+            return api.optimize(cfg, out=tmp_path / out)
+
+        plain = run("plain")
+        guarded = run("guarded", no_regression=True)
+    assert plain.improved and BREAKS_NORWAY in plain.best_skill
+    (worse,) = [t for t in plain.report.regressions if t["split"] == "val"]
+    assert worse["id"] == "capital-norway" and worse["best"] < worse["baseline"]
+    assert "Norge has no capital" in worse["answer"] and "expected 'Oslo'" in worse["feedback"]
+    assert "Tasks that got worse" in plain.report.to_markdown()
+    (cand,) = guarded.report.steps[0]["candidates"]
+    assert not guarded.improved and cand["verdict"] == "regression"
+    assert "capital-norway" in cand["gate"]["reason"]
