@@ -21,19 +21,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import evaluation, loop
+from . import drift, evaluation, loop
 from .config import CHAT_PROVIDERS, Config, load_config
 from .errors import ConfigError
 from .gate import max_power_warning
 from .report import Report
-from .runtime import Runtime, quiet_log
+from .runtime import Runtime, quiet_log, write_json
 from .scorers import SCORER_TYPES, ScorerContext, check_tasks
 from .targets import make_target
 from .tasks import assign_splits, load_tasks
 from .types import Task
 
-__all__ = ["Config", "Report", "RunResult", "Validation", "compare", "evaluate", "load_config", "optimize",
-           "validate"]
+__all__ = ["Config", "Report", "RunResult", "Validation", "WatchResult", "compare", "evaluate", "load_config",
+           "optimize", "validate", "watch"]
 
 Log = Callable[[str], None]
 
@@ -148,3 +148,47 @@ def read_skill(path: str | Path) -> str:
     if not p.is_file():
         raise ConfigError("skill file not found", str(path), None, "check the path given to --skill")
     return p.read_text(encoding="utf-8")
+
+
+@dataclass
+class WatchResult:
+    """A drift check of the current skill against the stored baseline (`watch`)."""
+
+    drifted: bool
+    reasons: list[str]  # why it drifted (score moved beyond noise, the target model changed), or why not
+    baseline: dict  # the stored baseline (as read, or as just recorded)
+    current: dict  # this run's per-task scores in the baseline's format
+    delta: float | None  # current mean - baseline mean on the baseline's tasks
+    p_value: float | None  # two-sided paired sign-flip p over tasks
+    report: Report
+    recorded: bool  # True when there was no baseline and this run recorded one
+
+    def write(self, path: str | Path) -> Path:
+        """Store this run's scores as the new baseline (after a reviewed change, or to start watching)."""
+        return write_baseline(Path(path), self.current)
+
+
+def watch(config: Config | str | Path | None = None, *, baseline: str | Path, alpha: float = 0.05,
+          out: str | Path | None = None, log: Log | None = None) -> WatchResult:
+    """Re-score the config's skill on val with fresh samples (no cache) and compare it, task by task, with the
+    stored baseline: drift is a paired change beyond noise (two-sided sign-flip p < alpha over tasks) or a change
+    of the model identity the target reports. Without a baseline file, this run's scores become the baseline."""
+    rt = _runtime(config, out, "watch", log, True, False)
+    skill = read_skill(rt.cfg.skill_path)
+    result = evaluation.evaluate(rt, skill, ["val"])
+    current = drift.snapshot(rt, skill, result)
+    path = Path(baseline)
+    if not path.is_file():
+        write_baseline(path, current)
+        return WatchResult(False, [f"no baseline yet: recorded this run's scores in {path}"], current, current,
+                           None, None, result, True)
+    stored = drift.read_baseline(path)
+    verdict = drift.compare(stored, current, alpha)
+    return WatchResult(verdict["drifted"], verdict["reasons"], stored, current, verdict["delta"],
+                       verdict["p_value"], result, False)
+
+
+def write_baseline(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+    return path

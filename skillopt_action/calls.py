@@ -196,11 +196,11 @@ class ManagedModel:
         hit = self.cache.get("calls", key)
         if hit is not None:
             self.ledger.hit(self.role)
-            return Reply(hit["text"], Usage(**hit["usage"]))
+            return Reply(hit["text"], Usage(**hit["usage"]), model=hit.get("model"))
         self.ledger.reserve(self.role)
         reply = with_retries(lambda: self.model.complete(system, messages, seed=seed, json_schema=json_schema),
                              self.policy, what=f"{self.role} call", on_retry=lambda: self.ledger.retried(self.role),
                              log=self.log)
         self.ledger.charge(self.role, self.settings.model, reply.usage)
-        self.cache.put("calls", key, {"text": reply.text, "usage": reply.usage.to_dict()})
+        self.cache.put("calls", key, {"text": reply.text, "usage": reply.usage.to_dict(), "model": reply.model})
         return reply

@@ -147,7 +147,8 @@ class OpenAIChat:
             raise TransientError("the server returned no choices")
         text = resp.choices[0].message.content or ""
         u = resp.usage
-        return Reply(text, Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0))
+        return Reply(text, Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0),
+                     model=getattr(resp, "model", None) or None)
 
 
 class AnthropicChat:
@@ -184,7 +185,8 @@ class AnthropicChat:
             ) from exc
         text = "".join(str(getattr(b, "text", "")) for b in resp.content if getattr(b, "type", "") == "text")
         u = getattr(resp, "usage", None)
-        return Reply(text, Usage(getattr(u, "input_tokens", 0) or 0, getattr(u, "output_tokens", 0) or 0))
+        return Reply(text, Usage(getattr(u, "input_tokens", 0) or 0, getattr(u, "output_tokens", 0) or 0),
+                     model=getattr(resp, "model", None) or None)
 
 
 _LLAMAS: dict[tuple, object] = {}

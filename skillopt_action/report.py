@@ -46,7 +46,7 @@ class Report:
     changed_lines: int
     chart: str
     spend: dict[str, Any]
-    models: dict[str, str]
+    models: dict[str, Any]  # target, optimizer (configured) and reported (model ids the target answered with)
     gate_settings: dict[str, Any]
     wall_time_s: float
     epochs: int | None = None
@@ -219,7 +219,8 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
         flags=[{"step": s["step"], **w} for s in steps for w in s.get("warnings", [])],
         diff=diff, changed_lines=changed_lines, chart=mermaid_chart(steps, val.get("baseline")),
         spend=rt.ledger.to_dict(),
-        models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}"},
+        models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}",
+                "reported": sorted(rt.engine.reported_models)},
         gate_settings={"mode": cfg.gate.mode, "samples": cfg.gate.samples, "alpha": cfg.gate.alpha,
                        "min_delta": cfg.gate.min_delta, "test": cfg.gate.test, "schedule": list(cfg.gate.schedule),
                        "decisions": cfg.gate.decisions, "task_alpha": cfg.gate.task_alpha},

@@ -44,6 +44,7 @@ class RolloutEngine:
         self.trajectories, self.keep_workspaces, self.log = trajectories, keep_workspaces, log
         self._write_lock = threading.Lock()
         self._fp = target.fingerprint()
+        self.reported_models: set[str] = set()  # model identities the target reported in its answers
 
     def key(self, skill: str, task: Task, sample: int) -> str:
         return content_key("rollout", self._fp, skill, task.digest(), sample)
@@ -92,6 +93,10 @@ class RolloutEngine:
             r = Rollout(task.id, sample, skill_hash(skill), completion, score, seconds=time.monotonic() - t0)
             self.cache.put("rollouts", key, {"completion": completion.to_dict(), "score": score.to_dict(),
                                              "scoring": scoring, "workspace": had_workspace, "seconds": r.seconds})
+        model = completion.extra.get("model")
+        if isinstance(model, str) and model:
+            with self._write_lock:
+                self.reported_models.add(model)
         self._record(r, label)
         return r
 

@@ -32,7 +32,8 @@ class ChatTarget:
         transcript = [{"role": "system", "content": system}, *task.messages(),
                       {"role": "assistant", "content": reply.text}]
         # the answer scored is what follows a reasoning model's <think> block; the transcript keeps it all
-        return Completion(text=strip_thinking(reply.text), transcript=transcript, usage=reply.usage)
+        return Completion(text=strip_thinking(reply.text), transcript=transcript, usage=reply.usage,
+                          extra={"model": reply.model} if reply.model else {})
 
 
 @register_target(*CHAT_TARGETS)
