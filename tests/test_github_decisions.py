@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import github_project as gp
 import pytest
+import yaml
 from github.GithubException import GithubException
 
 from skillopt_action.errors import ConfigError
@@ -370,3 +371,11 @@ def test_closed_rows_are_written_once_and_only_for_human_closes():
 
 def test_annotations_escape_what_would_end_the_command():
     assert annotation("notice", "50% done\nnext line") == "::notice title=skillopt::50%25 done%0Anext line"
+
+
+def test_action_yml_passes_every_input_to_the_run_step():
+    action = yaml.safe_load((gp.DATA.parent.parent / "action.yml").read_text())
+    env = next(s for s in action["runs"]["steps"] if s.get("id") == "skillopt")["env"]
+    for name in action["inputs"]:
+        assert env.get("INPUT_" + name.upper().replace("-", "_")) == "${{ inputs." + name + " }}", name
+    assert "5" in action["description"] and "would-create" in action["outputs"]["pr-operation"]["description"]

@@ -129,19 +129,26 @@ def test_dependabot_pull_request_is_decided_read_only_without_a_write(world):
     assert "Dependabot" in world.summary() and "/skillopt eval" in world.summary()
 
 
-def test_human_push_to_the_bot_pr_is_gated_and_the_body_says_whose_skill(world):
+def test_human_push_to_the_bot_pr_is_gated_and_the_body_says_whose_skill(world, capsys):
     # the weekly run opened the bot PR; then alice pushes to its branch, which triggers pull_request.synchronize
     assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
     bot_pr = world.fake.pulls_of(REPO)[0]
-    bot_head = bot_pr["head_sha"]
+    bot_head, body_before = bot_pr["head_sha"], bot_pr["body"]
     world.fake.add_user("alice")
     human = world.fake.human_push(world.repo, "skillopt/skill", {"SKILL.md": (UPPER_SKILL + "- Be brief.\n").encode()},
                                   author="alice")
     event = gp.pull_request_payload(REPO, bot_pr["number"], "skillopt/skill", human, world.main_sha, action="synchronize",
                                     sender="alice")
-    assert world.run(world.env("pull_request", event, sha=human)) == 0
+    # the example gate workflow grants `checks: write` only: the check is posted, the body waits (with a warning)
+    world.fake.add_token("ghs_gate_only", gp.BOT, installation=True, permissions={"pull_requests": "read", "issues": "read"})
+    assert world.run(world.env("pull_request", event, sha=human, token="ghs_gate_only")) == 0
     c = world.fake.checks_on(REPO, human)
     assert len(c) == 1 and c[0]["conclusion"] == "success"
+    assert world.fake.pulls_of(REPO)[0]["body"] == body_before
+    assert "::warning title=skillopt::The gate check is on @alice's commit" in capsys.readouterr().out
+    # with `pull-requests: write` the body says whose skill it describes
+    assert world.run(world.env("pull_request", event, sha=human)) == 0
+    assert len(world.fake.checks_on(REPO, human)) == 1
     pr = world.fake.pulls_of(REPO)[0]
     assert "@alice's commit" in pr["title"] and "Since then @alice (commit" in pr["body"]
     state = read_state(pr["body"])

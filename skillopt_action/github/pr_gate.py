@@ -179,7 +179,14 @@ def bot_pr_pushed_by_human(ctx: Context, number: int, head_sha: str, report: dic
     if not state or state.get("head") == head_sha or state.get("described") == head_sha:
         return  # not the bot's PR, or the bot's own push, or already described
     who = f"@{pusher}" if pusher and pusher != ctx.bot_login else author_of(ctx.repo, head_sha)
-    describe_human_head(ctx, pr, head_sha, report, who)
+    try:
+        describe_human_head(ctx, pr, head_sha, report, who)
+    except GithubException as exc:
+        if not access.not_accessible(exc):
+            raise
+        ctx.annotate("warning", f"The gate check is on {who}'s commit, but skillopt could not update the description "
+                     f"of its pull request #{number} ({access.message_of(exc)}): give this workflow `pull-requests: "
+                     "write`. The next scheduled run updates it.")
 
 
 def describe_human_head(ctx: Context, pr, head_sha: str, report: dict, who: str) -> None:
