@@ -112,7 +112,7 @@ def test_human_push_to_bot_branch_is_gated_and_described_not_overwritten(world):
     assert world.repo.refs["refs/heads/skillopt/skill"] == human  # never force-pushed over the human
     # the human's commit gets the gate check (scored against the default branch with its exam) ...
     runs = world.fake.checks_on(REPO, human)
-    assert len(runs) == 1 and runs[0]["conclusion"] == "success" and "@alice (commit" in runs[0]["output"]["summary"]
+    assert len(runs) == 1 and runs[0]["conclusion"] == "success" and "The skill in @alice's commit" in runs[0]["output"]["summary"]
     # ... and the title and body say whose skill they describe
     pr = world.fake.pulls_of(REPO)[0]
     assert "@alice's commit" in pr["title"] and "Since then @alice (commit" in pr["body"]

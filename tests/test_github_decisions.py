@@ -340,8 +340,11 @@ def test_github_refusals_are_recognised():
     assert access.not_accessible(integration) and not access.pr_creation_refused(integration)
     assert access.not_accessible(GithubException(403, {"message": "You must authenticate via a GitHub App."}))
     assert not access.not_accessible(GithubException(404, {"message": "Not Found"}))
-    message = access.refused_message("acme/skills")
+    message = access.refused_message("acme/skills", "403")
     assert access.PR_SETTING in message and "github-token" in message and "workflow_dispatch" in message
+    assert "removed again" in message and ".." not in message
+    later = access.still_refused_message("2026-11-30", "http://run/1")
+    assert "on 2026-11-30 (http://run/1)" in later and "removed" not in later and access.PR_SETTING in later
 
 
 def test_refusal_memory_decides_when_to_try_again():

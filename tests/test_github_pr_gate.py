@@ -97,7 +97,7 @@ def test_fork_pull_request_with_the_read_only_token_writes_nothing_and_exits_0(w
     assert world.run(world.env("pull_request", event, sha=sha, token="ghs_fork_read_only")) == 0
     assert world.writes() == [] and world.model.requests == [] and world.fake.check_runs == {}
     assert "::notice title=skillopt::This pull request comes from the fork `forker/skills`" in capsys.readouterr().out
-    assert "fork pull request: nothing run" in world.summary() and "read-only token" in world.summary()
+    assert "fork pull request: nothing run" in world.summary() and "the token of this run is read-only" in world.summary()
 
 
 def test_fork_pull_request_with_a_write_token_gets_a_neutral_check(world):

@@ -48,14 +48,23 @@ def not_accessible(exc: GithubException) -> bool:
     return exc.status == 403 and ("not accessible by integration" in text or "authenticate via a GitHub App" in text)
 
 
-def refused_message(repository: str) -> str:
-    return (f"GitHub does not let GitHub Actions create pull requests in {repository}. Turn on {PR_SETTING} "
-            "(for an organisation's repositories it may first have to be allowed in the organisation's settings), "
-            "or pass a token that may open pull requests in the action's `github-token` input: a GitHub App "
-            "installation token (e.g. from actions/create-github-app-token; it can also post the check) or a "
-            "personal access token. The branch skillopt pushed for the pull request was removed again; "
-            "scheduled runs skip this repository's pull request until a run succeeds: after changing the "
-            "setting, run the workflow by hand (workflow_dispatch).")
+def fix_for_refusal() -> str:
+    return (f"Turn on {PR_SETTING} (an organisation may first have to allow it in its own settings), or pass a "
+            "token that may open pull requests in the action's `github-token` input: a GitHub App installation "
+            "token (e.g. from actions/create-github-app-token; it can also post the check) or a personal access "
+            "token. Then run the workflow by hand (workflow_dispatch): scheduled runs do not try again before that.")
+
+
+def refused_message(repository: str, detail: str) -> str:
+    """A pull request GitHub just refused to open (the branch pushed for it was removed again)."""
+    return (f"GitHub does not let GitHub Actions create pull requests in {repository} ({detail}). "
+            f"{fix_for_refusal()} The branch skillopt pushed for the pull request was removed again.")
+
+
+def still_refused_message(when: str, run_url: str) -> str:
+    """A scheduled run after a refusal: it stopped before pushing anything or calling a model."""
+    return (f"Not run: GitHub refused to let this workflow open skillopt's pull request on {when} ({run_url}), so "
+            f"this scheduled run stopped before pushing anything or calling a model. {fix_for_refusal()}")
 
 
 def missing_permission_message(what: str, permission: str, detail: str) -> str:

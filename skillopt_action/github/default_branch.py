@@ -52,10 +52,8 @@ def stop_if_refused(ctx: Context) -> None:
         return
     ctx.result.pr_operation = "failed"
     ctx.result.title = "not run: GitHub refuses to let this workflow open the pull request"
-    raise access.GitHubRefused(
-        f"Not run: on {refusal.get('at', 'an earlier run')} GitHub refused to open skillopt's pull request "
-        f"({refusal.get('run_url', '')}): {refusal.get('message', '')}. "
-        + access.refused_message(ctx.s.repository))
+    raise access.GitHubRefused(access.still_refused_message(str(refusal.get("at") or "an earlier run")[:10],
+                                                            str(refusal.get("run_url") or "")))
 
 
 def remember_closed(ctx: Context, closed: list[prs.ClosedPR]) -> int:
@@ -122,7 +120,7 @@ def gate_human_head(ctx: Context, open_pr: prs.OpenPR) -> None:
     who = pr_gate.author_of(ctx.repo, open_pr.head_sha)
     ctx.log(f"#{open_pr.number}: {who} pushed {open_pr.head_sha[:12]} to the bot's branch; gating that commit")
     report = pr_gate.gate(ctx, open_pr.head_sha, ctx.s.sha, open_pr.number, command=None,
-                          whose=f"{who} (commit {open_pr.head_sha[:7]})", primary=False)
+                          whose=f"in {who}'s commit {open_pr.head_sha[:7]}", primary=False)
     if report is None:
         return
     pr = ctx.repo.get_pull(open_pr.number)

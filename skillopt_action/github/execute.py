@@ -89,7 +89,7 @@ def create(ctx: Context, *, branch: str, title: str, body: str, previous: str | 
         if access.pr_creation_refused(exc):
             memory.write_refusal(ctx.refusal_path, repository=ctx.s.repository, token_login=ctx.bot_login,
                                  message=access.message_of(exc), run_url=ctx.s.run_url)
-            raise access.GitHubRefused(access.refused_message(ctx.s.repository)) from None
+            raise access.GitHubRefused(access.refused_message(ctx.s.repository, access.message_of(exc))) from None
         if exc.status == 403:
             raise access.GitHubRefused(access.missing_permission_message(
                 "open the pull request", "pull-requests: write", access.message_of(exc))) from None

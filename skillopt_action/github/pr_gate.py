@@ -60,7 +60,8 @@ def handle(ctx: Context) -> None:
     if ref.is_fork:
         note = FORK_NOTE.format(fork=ref.head_repo)
         if not can.writable:
-            ctx.read_only(f"{note} ({can.reason}; no check was posted.)", "fork pull request: nothing run")
+            ctx.read_only(f"{note} No check was posted: the token of this run is read-only.",
+                          "fork pull request: nothing run")
             return
         ctx.result.title = "fork pull request: nothing run"
         ctx.log("pull request from a fork: posting a neutral check, running nothing")
