@@ -1,5 +1,10 @@
-"""What an Action run produced, and how it is reported back to the runner: the step outputs (GITHUB_OUTPUT)
-and the job summary (GITHUB_STEP_SUMMARY)."""
+"""What an Action run produced, and how it is reported back to the runner: the step outputs (GITHUB_OUTPUT),
+the job summary (GITHUB_STEP_SUMMARY) and annotations (workflow commands on stdout).
+
+`pr-operation` is one of: created, updated, closed, unchanged, none (the bot PR's lifecycle), failed (GitHub
+refused to open it), would-create, would-update, would-close (dry runs), and empty for runs that do not manage
+the bot PR (pull request gates and comment commands).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..errors import EXIT_OK
 from ..render import render
+from . import fmt
 from .checks import fit
 
 
@@ -31,14 +37,11 @@ class Result:
         val = (r.get("scores") or {}).get("val") or {}
         gate = r.get("gate") or {}
 
-        def num(x) -> str:
-            return "" if x is None else f"{x:.4f}"
-
         return {
-            "baseline-score": num(val.get("baseline")),
-            "best-score": num(val.get("best")),
+            "baseline-score": fmt.output_number(val.get("baseline")),
+            "best-score": fmt.output_number(val.get("best")),
             "accepted": "true" if r.get("improved") else "false",
-            "p-value": num(gate.get("p_value")),
+            "p-value": fmt.output_number(gate.get("p_value")),
             "pr-number": str(self.pr_number or ""),
             "pr-url": self.pr_url,
             "pr-operation": self.pr_operation,
@@ -56,6 +59,14 @@ def write_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
             f.write(f"{k}<<{delim}\n{v}\n{delim}\n")
 
 
+def annotation(kind: str, message: str, title: str = "skillopt") -> str:
+    """A workflow command (`::notice title=…::…`) with GitHub's escaping of %, CR and LF."""
+    def esc(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    return f"::{kind} title={esc(title).replace(':', '%3A').replace(',', '%2C')}::{esc(message)}"
+
+
 def write_summary(path: str | None, result: Result, run_url: str) -> None:
     if not path:
         return
@@ -70,5 +81,3 @@ def write_summary(path: str | None, result: Result, run_url: str) -> None:
     text = render("github_job_summary.md.j2", title=result.title or "done", lines=lines, report_md=result.report_md)
     with open(path, "a", encoding="utf-8") as f:
         f.write(fit(text, 1024 * 1024 - 1024, run_url))  # the step summary limit is 1 MiB
-
-
