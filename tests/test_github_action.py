@@ -140,7 +140,7 @@ def test_human_close_is_remembered_and_its_edits_are_never_proposed_again(world)
     assert len(pulls) == 2 and pulls[1]["state"] == "open" and world.outputs()["pr-operation"] == "created"
     proposed = world.fake.files_at(world.repo, pulls[1]["head_sha"])["SKILL.md"].decode()
     assert new_edit in proposed and gp.EDIT_TEXT not in proposed
-    assert "previously rejected" in pulls[1]["body"]  # the dropped edit is listed, with why
+    assert "closed by @octocat" in pulls[1]["body"]  # the dropped edit is listed, with why
     # a third run does not record the close twice
     assert schedule(world) == 0
     assert len([r for r in world.memory() if r.get("verdict") == "closed"]) == 1

@@ -7,8 +7,9 @@ import pytest
 import yaml
 from github.GithubException import GithubException
 
+from skillopt_action import fmt
 from skillopt_action.errors import ConfigError
-from skillopt_action.github import access, checks, commands, fmt, memory, present
+from skillopt_action.github import access, checks, commands, memory, present
 from skillopt_action.github import pull_request as prs
 from skillopt_action.github.event import Settings, parse_trigger, settings_from_env
 from skillopt_action.github.outputs import Result, annotation

@@ -16,7 +16,8 @@ PKG = Path(__file__).resolve().parent.parent / "skillopt_action"
 # imports must not form a circle. Sub-package members inherit their package's floor unless listed.
 FLOORS: list[set[str]] = [
     {"types", "errors"},
-    {"text", "procs", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "sequential", "config_schema",
+    {"text", "fmt", "procs", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "sequential",
+     "config_schema",
      "targets.base",
      "scorers.base"},
     {"config", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers", "targets"},

@@ -5,8 +5,8 @@ A re-run for the same SHA finds the existing check run by name and updates it in
 
 from __future__ import annotations
 
+from .. import fmt
 from ..render import render
-from . import fmt
 from .present import edits_markdown
 
 CHECK_NAME = "skillopt / gate"
@@ -23,9 +23,12 @@ def fit(text: str, limit: int, more_url: str | None) -> str:
 
 
 def conclusion_for(report: dict) -> str:
-    """success: the candidate passed the gate; failure: it did not; neutral: there was nothing to gate."""
+    """success: the candidate passed the gate; failure: it did not, or it hurts a `transfer:` target beyond its
+    margin; neutral: there was nothing to gate."""
     if report.get("gate") is None:
         return "neutral"
+    if any(t.get("verdict") == "hurts" for t in report.get("transfer") or []):
+        return "failure"  # the skill hurts a `transfer:` target beyond its margin
     return "success" if report.get("improved") else "failure"
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from github.GithubException import GithubException
 
-from .. import api
+from .. import api, fmt
 from ..config import load_config
 from ..errors import ConfigError
 from ..render import render
 from ..runtime import stderr_log
-from . import checks, commands, comments, fmt, pr_gate
+from . import checks, commands, comments, pr_gate
 from . import pull_request as prs
 from .context import Context
 

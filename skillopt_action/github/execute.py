@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from github.GithubException import GithubException
 
+from .. import fmt
 from ..render import render
 from ..rollout import skill_hash
-from . import access, checks, comments, fmt, memory
+from . import access, checks, comments, memory
 from . import pull_request as prs
 from .context import Context
 from .present import edits_markdown, pr_title, state_edits

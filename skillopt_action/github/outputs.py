@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .. import fmt
 from ..errors import EXIT_OK
 from ..render import render
-from . import fmt
 from .checks import fit
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from github.GithubException import GithubException
 
-from .. import api
+from .. import api, fmt
 from ..config import load_config
 from ..errors import EXIT_INTERNAL, ConfigError
 from ..render import render
 from ..runtime import stderr_log
-from . import access, checks, fmt
+from . import access, checks
 from . import pull_request as prs
 from .context import Context
 from .present import pr_title

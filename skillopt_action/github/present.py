@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .. import fmt
 from ..render import render
-from . import fmt
 
 LONG_EDIT_LINES = 6  # longer edit texts are collapsed in <details>
 LONG_EDIT_CHARS = 400

@@ -1,5 +1,5 @@
-"""The one way the GitHub layer prints numbers: check titles, PR bodies, comments and the job summary all call
-these (templates get the module as `fmt`), so a figure reads the same wherever it appears.
+"""The one way numbers are printed: report.md, check titles, PR bodies, comments and the job summary all call
+these (every template gets the module as `fmt`), so a figure reads the same wherever it appears.
 
 Scores and score changes are shown with three decimals; a split's change is the gate's mean paired change when
 the gate measured that split (so the table and the sentence under it never disagree in the last digit), else
