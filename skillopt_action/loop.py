@@ -21,7 +21,7 @@ from .gate import max_power_warning
 from .reflect import merge, reflect
 from .report import Report, build_report
 from .rollout import split_mean
-from .runtime import Runtime, write_json
+from .runtime import Runtime, read_memory, read_state, write_json, write_text
 from .screen import screen
 from .types import Edit, Task
 
@@ -72,9 +72,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     run_key = content_key("run", run_settings, baseline, epochs)[:16]
     state = None
     if resume:
-        if not state_path.is_file():
-            raise ConfigError(f"nothing to resume: {state_path} does not exist", None, None, "run without --resume")
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        state = read_state(state_path)
         if state.get("run_key") != run_key:
             raise ConfigError(
                 "cannot resume: the config, the skill or --epochs changed since that run",
@@ -82,13 +80,11 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                 None,
                 "run without --resume to start over (cached rollouts are still reused)",
             )
-        rt.ledger.load(state.get("spend", {}))
+        rt.restore_spend(state)
         log(f"resuming at step {state['next_step'] + 1} ({rt.spend_line()} so far)")
-    else:
-        rt.trajectories.write_text("", encoding="utf-8")
     rejected: list[dict] = []
     if memory and memory.is_file():
-        rejected = [json.loads(line) for line in memory.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rejected = read_memory(memory, log)
         log(f"loaded {len(rejected)} previously rejected edits from {memory}")
     if state is None:
         state = {"version": STATE_VERSION, "run_key": run_key, "baseline": baseline, "current": baseline,
@@ -150,7 +146,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         log(f"final scoring skipped: {exc}")
     if memory:
         memory.parent.mkdir(parents=True, exist_ok=True)
-        memory.write_text("".join(json.dumps(r) + "\n" for r in state["rejected"]), encoding="utf-8")
+        write_text(memory, "".join(json.dumps(r) + "\n" for r in state["rejected"]))
     diff, added, removed = diff_stats(baseline, best, cfg.skill)
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
@@ -175,7 +171,8 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, r
                         concurrency=min(cfg.concurrency, 4))
     merged, dropped = merge(proposals, {Edit.from_dict(r["edit"]).key() for r in rejected})
     merged, blocked, warnings = screen(merged, rt.splits["val"] + rt.splits["test"],
-                                       [r.completion.text for r in flat])
+                                       [r.completion.text for r in flat], skill=current, policy=cfg.edit_policy,
+                                       inputs=[(f"the input of train task {t.id!r}", t.prompt_text()) for t in batch])
     dropped += blocked
     applied = apply_edits(current, merged, max_ops=max_ops, max_lines=max_lines, name=cfg.skill)
     record = {

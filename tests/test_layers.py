@@ -16,7 +16,8 @@ PKG = Path(__file__).resolve().parent.parent / "skillopt_action"
 # imports must not form a circle. Sub-package members inherit their package's floor unless listed.
 FLOORS: list[set[str]] = [
     {"types", "errors"},
-    {"text", "procs", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "targets.base", "scorers.base"},
+    {"text", "procs", "redact", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "targets.base",
+     "scorers.base"},
     {"config", "providers", "tasks", "calls", "edits", "reflect", "screen", "scorers", "targets"},
     {"rollout", "runtime", "report", "evaluation", "loop"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)

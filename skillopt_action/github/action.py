@@ -25,7 +25,7 @@ from github import Auth, Github
 from github.GithubException import GithubException, UnknownObjectException
 from github.Repository import Repository
 
-from .. import api
+from .. import api, redact, screen
 from ..config import load_config
 from ..errors import EXIT_INTERNAL, ConfigError, SkillOptError
 from ..render import render
@@ -46,7 +46,7 @@ EXIT_MEANING = {
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact.redact(str(exc))
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -102,9 +102,11 @@ class Runner:
         """Keep a run's result for the outputs and the summary, and write it next to its trajectories (the
         run directory is what workflows upload as an artifact)."""
         report_path = run.write()
-        self.result.report = run.report.to_dict()
+        # everything this layer sends to GitHub (PR body and title, check output, comments, summary, outputs) is
+        # built from these two: they leave the core with every secret masked
+        self.result.report = redact.redact_obj(run.report.to_dict())
         self.result.report_path = str(report_path)
-        self.result.report_md = run.report.to_markdown()
+        self.result.report_md = redact.redact(run.report.to_markdown())
         return self.result.report
 
     # ---- base-branch snapshot (a PR never supplies its own exam)
@@ -193,6 +195,7 @@ class Runner:
         title = f"skillopt: improve {skill_path}"
         if val.get("best") is not None:
             title += f" (val {val['baseline']:.2f} → {val['best']:.2f})"
+        title += screen.title_note(report)  # a PR that carries a flagged edit says so where reviewers look first
         head = open_pr.head_sha if open_pr else None
         if plan.push:
             head = prs.push_skill(
@@ -398,7 +401,7 @@ class Runner:
             else:
                 report, headline = self.optimize_pull_request(pr, cmd.epochs)
         except Exception as exc:
-            reason = str(exc).splitlines()[0] if isinstance(exc, ConfigError) and str(exc) else meaning(exc)
+            reason = first_line(exc) if isinstance(exc, ConfigError) and str(exc) else meaning(exc)
             comments.upsert_sticky(
                 pr,
                 self.bot_login,
@@ -476,6 +479,9 @@ def _client(settings: Settings, env: Mapping[str, str]) -> Github:
 def run(env: Mapping[str, str] | None = None) -> int:
     """The action's entry point. Returns the exit code (0 unless something failed)."""
     env = dict(os.environ if env is None else env)
+    redact.register_values(env[name] for name in redact.secret_env_names(env))  # the token, the model keys
+    if env.get("GITHUB_ACTIONS") == "true":  # the runner then hides these values in the job log as well
+        redact.emit_add_masks(env)
     result = Result()
     settings = None
     runner = None
