@@ -103,6 +103,9 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         state["spend"] = rt.ledger.to_dict()
         write_json(state_path, state)
 
+    if not resume:
+        checkpoint()  # from the first call on, a killed run can be resumed
+
     try:
         base_val = rt.rollouts(baseline, "val", cfg.gate.samples, "baseline:val")
     except BudgetExceeded as exc:

@@ -63,7 +63,7 @@ def read_state(path: Path) -> dict:
     except UnicodeDecodeError:
         raise ConfigError("the checkpoint is damaged (not UTF-8 text)", str(path), None, RESUME_FIX) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"the checkpoint is damaged (not valid JSON: {exc.msg} at line {exc.lineno})", str(path),
+        raise ConfigError(f"the checkpoint is damaged (not valid JSON: {exc.msg}, line {exc.lineno})", str(path),
                           None, RESUME_FIX) from None
     if not isinstance(state, dict):
         raise ConfigError("the checkpoint is damaged (not a JSON object)", str(path), None, RESUME_FIX)

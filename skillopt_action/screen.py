@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .redact import find_secrets, secret_env_names
+from .redact import find_secrets, redact_obj, secret_env_names
 from .types import Edit, Task
 
 ACTIONS = ("reject", "flag", "allow")
@@ -283,11 +283,11 @@ def screen(edits: list[Edit], held_out: list[Task], outputs: list[str], min_ref:
             first = next(f for f in acting if pol[f.cls] == "reject")
             others = [f.cls for f in acting if f is not first]
             also = f" (also: {', '.join(others)})" if others else ""
-            blocked.append({"edit": e.to_dict(), "class": first.cls, "match": first.match,
+            blocked.append({"edit": redact_obj(e.to_dict()), "class": first.cls, "match": first.match,
                             "reason": f"blocked: {_reason(first)}{also}"})
             continue
         for f in acting:
-            warnings.append({"edit": e.to_dict(), "class": f.cls, "match": f.match, "reason": _reason(f)})
+            warnings.append({"edit": redact_obj(e.to_dict()), "class": f.cls, "match": f.match, "reason": _reason(f)})
         kept.append(e)
     return kept, blocked, warnings
 
