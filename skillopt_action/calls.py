@@ -61,8 +61,11 @@ class DiskCache:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # e.g. a torn write by an old version
-            self._warn(p, f"is not valid JSON ({exc.__class__.__name__.replace('Error', '').lower()} error)")
+        except UnicodeDecodeError:
+            self._warn(p, "is not UTF-8 text")
+            return None
+        except json.JSONDecodeError as exc:  # e.g. a torn write by an older version
+            self._warn(p, f"is not valid JSON ({exc.msg})")
             return None
         problem = "is not a JSON object" if not isinstance(data, dict) else (valid(data) if valid else None)
         if problem:
@@ -284,7 +287,7 @@ class ManagedModel:
 
     def _once(self, system: str, messages: list[dict], seed: int, json_schema: dict | None) -> Reply:
         reply = self.model.complete(system, messages, seed=seed, json_schema=json_schema)
-        if not reply.text.strip():
+        if not reply.text.strip() and self.settings.provider != "local":  # local: deterministic, asking again is futile
             raise EmptyAnswer("the model returned an empty answer", reply.usage)
         return reply
 
@@ -308,5 +311,6 @@ class ManagedModel:
             return Reply("", Usage())
         reply = Reply(redact(reply.text), reply.usage)
         charge(reply.usage)
-        self.cache.put("calls", key, {"text": reply.text, "usage": reply.usage.to_dict()})
+        if reply.text.strip():  # only a real answer is ever cached
+            self.cache.put("calls", key, {"text": reply.text, "usage": reply.usage.to_dict()})
         return reply

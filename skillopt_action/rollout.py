@@ -50,7 +50,7 @@ def rollout_problem(entry: dict) -> str | None:
     except (TypeError, ValueError, AttributeError):
         return "has a malformed completion"
     if not isinstance(sc, dict):
-        return "has no score"
+        return "has no score" if sc is None else "has a malformed score"
     try:
         score = TaskScore.from_dict(sc)
         float(score.score)
@@ -127,6 +127,9 @@ class RolloutEngine:
     def _attempt(self, skill: str, task: Task, sample: int) -> Completion:
         completion = self.target.run(skill, task, sample)
         if completion.workspace is None and completion.error is None and not completion.text.strip():
+            if not getattr(self.target, "retry_empty", True):  # a deterministic model: asking again is futile
+                completion.error = "empty answer (the model returned no text)"
+                return completion
             raise EmptyAnswer("the target returned an empty answer", completion.usage)
         return completion
 
