@@ -425,3 +425,29 @@ def test_a_scorer_setting_of_the_wrong_kind_names_the_yaml_kind(tmp_path, capsys
     assert main(["validate", "--config", str(tmp_path / ".github/skillopt.yml")]) == 2
     err = capsys.readouterr().err
     assert "must be text, got a list ['x']" in err and "LocatedList" not in err
+
+
+def test_provider_down_mid_run_exits_3_and_resume_finishes_without_paying_an_answer_twice(tmp_path, capsys):
+    from model_server import Fault
+
+    down = {"after": 14}
+    answered: list[str] = []
+
+    def responder(req):
+        if len(answered) >= down["after"]:
+            return Fault(503)
+        answered.append(hashlib.sha256(req.raw).hexdigest())
+        return base_responder(req)
+
+    with ModelServer(responder=responder) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url)
+        assert run(cfg, tmp_path / "out", "--quiet") == 3
+        assert "failed after 3 attempts: HTTP 503" in capsys.readouterr().err
+        down["after"] = 10_000
+        assert run(cfg, tmp_path / "out", "--quiet", "--resume") == 0
+        total = len(s.requests)
+    assert len(answered) == len(set(answered)), "no answered call was paid twice across the failure and the resume"
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    assert report["improved"] and report["status"] == "completed"
+    spend = report["spend"]
+    assert spend["calls"] + spend["retries"] == total, "every request the server saw is in the resumed spend"
