@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import BudgetExceeded, EmptyAnswer, ProviderError, TransientError
-from .redact import append_line, redact, write_json
+from .redact import append_json, redact, write_json
 from .types import Reply, Usage
 
 T = TypeVar("T")
@@ -127,7 +127,7 @@ class Ledger:
     def _record(self, event: dict) -> None:
         """Journal one event (called under the lock, so lines are in the order the counts changed)."""
         if self.journal is not None:
-            append_line(self.journal, json.dumps(event, separators=(",", ":")))
+            append_json(self.journal, event)
 
     def open_journal(self, path: Path, *, resume: bool) -> tuple[int, int]:
         """Journal every event to `path` from now on. With `resume`, first replay the events already in it (the

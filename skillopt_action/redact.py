@@ -13,8 +13,8 @@ What is masked (as `[REDACTED]`):
   JSON web tokens, the token after `Bearer`, and PEM private-key blocks.
 
 Every writer of the run goes through here: `write_text`, `write_json` (temp file in the same directory, then
-`os.replace`, so a reader or a killed run never sees half a file) and `append_line` (one `write` on an
-O_APPEND file). Model answers are masked as they arrive (calls.py, rollout.py), and logs, reports, state, cache
+`os.replace`, so a reader or a killed run never sees half a file) and `append_json` / `append_line` (one `write`
+on an O_APPEND file). Model answers are masked as they arrive (calls.py, rollout.py), and logs, reports, state, cache
 entries, trajectories, the best skill and everything the GitHub layer sends are masked again on the way out.
 `guard_streams()` masks stdout/stderr (tracebacks included) and `add_mask_commands()` gives the runner's
 `::add-mask::` lines.
@@ -207,13 +207,24 @@ def write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
 
 def write_json(path: str | Path, data: Any, *, indent: int | None = 2, durable: bool = True) -> None:
     """Write JSON atomically (temp file + rename), every string's secrets masked: a reader never sees half a file."""
+    # every string is masked before serialising; a second pass over the JSON text could only match across string
+    # boundaries, and masking there would break the JSON
     text = json.dumps(redact_obj(data), indent=indent, ensure_ascii=False, default=str)
-    _replace(Path(path), redact(text) + ("\n" if indent is not None else ""), durable)
+    _replace(Path(path), text + ("\n" if indent is not None else ""), durable)
+
+
+def append_json(path: str | Path, data: Any) -> None:
+    """Append one JSON line (every string's secrets masked) with a single write: a killed run leaves whole lines."""
+    _append(path, json.dumps(redact_obj(data), ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 def append_line(path: str | Path, line: str) -> None:
-    """Append one line (secrets masked) with a single write to an O_APPEND file: a killed run leaves whole lines."""
-    data = (redact(line).rstrip("\n") + "\n").encode("utf-8")
+    """Append one line of text (secrets masked) with a single write to an O_APPEND file."""
+    _append(path, redact(line))
+
+
+def _append(path: str | Path, line: str) -> None:
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, data)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .calls import DiskCache, EmptyAfterRetries, Ledger, RetryPolicy, charging_empty, content_key, with_retries
 from .errors import EmptyAnswer
-from .redact import append_line, redact_obj, write_text
+from .redact import append_json, redact_obj, write_text
 from .scorers import ScorerContext, score_completion
 from .targets import Target
 from .types import Completion, Rollout, Task, TaskScore, Usage
@@ -178,13 +178,12 @@ class RolloutEngine:
     def _record(self, r: Rollout, label: str) -> None:
         if self.trajectories is None:
             return
-        line = json.dumps({"phase": label, **r.to_dict(), "cached": r.cached}, ensure_ascii=False)
         with self._write_lock:
             key = (label, r.task_id, r.sample)
             if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
                 return
             self._recorded.add(key)
-            append_line(self.trajectories, line)
+            append_json(self.trajectories, {"phase": label, **r.to_dict(), "cached": r.cached})
 
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "") -> dict[str, list[Rollout]]:
         """Run every task `samples` times; returns {task_id: [rollout per sample]} in a deterministic order.

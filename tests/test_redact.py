@@ -116,3 +116,13 @@ def test_add_mask_commands_cover_every_known_value_line_by_line(monkeypatch, cap
         n = redact.emit_add_masks()
     out = capsys.readouterr().out
     assert n == len(lines) and "::add-mask::hunter2hunter2" in out
+
+
+def test_json_files_stay_valid_whatever_a_secret_looks_like(tmp_path, monkeypatch):
+    monkeypatch.setenv("ODD_SECRET", 'b": "after')  # a value that matches JSON syntax, not any string
+    data = {"a": "x -----BEGIN RSA PRIVATE KEY-----\nMIIE", "b": "after"}
+    redact.write_json(tmp_path / "s.json", data)
+    redact.append_json(tmp_path / "t.jsonl", data)
+    expected = {"a": f"x {MASK}", "b": "after"}
+    assert json.loads((tmp_path / "s.json").read_text()) == expected
+    assert json.loads((tmp_path / "t.jsonl").read_text()) == expected
