@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import drift, evaluation, loop
-from .config import CHAT_PROVIDERS, Config, load_config
+from .config import CHAT_PROVIDERS, Config, check_utf8, load_config
 from .errors import ConfigError
 from .gate import max_power_warning
 from .report import Report
-from .runtime import Runtime, quiet_log, write_json
+from .runtime import Runtime, quiet_log, write_json, write_text
 from .scorers import SCORER_TYPES, ScorerContext, check_tasks
 from .targets import make_target
 from .tasks import assign_splits, load_tasks
@@ -58,7 +58,7 @@ class RunResult:
         target = Path(out) if out is not None else self.out
         path = self.report.write(target)
         if self.report.kind == "optimize":
-            (target / "best_skill.md").write_text(self.best_skill, encoding="utf-8")
+            write_text(target / "best_skill.md", self.best_skill)
         return path
 
 
@@ -79,10 +79,11 @@ def _config(config: Config | str | Path | None) -> Config:
 
 
 def _runtime(config: Config | str | Path | None, out: str | Path | None, kind: str, log: Log | None,
-             no_cache: bool, keep_workspaces: bool) -> Runtime:
+             no_cache: bool, keep_workspaces: bool, resume: bool = False) -> Runtime:
     cfg = _config(config)
     out_dir = Path(out) if out is not None else cfg.root / ".skillopt" / "runs" / kind
-    return Runtime(cfg, out_dir, log=log or quiet_log, no_cache=no_cache, keep_workspaces=keep_workspaces)
+    return Runtime(cfg, out_dir, log=log or quiet_log, no_cache=no_cache, keep_workspaces=keep_workspaces,
+                   resume=resume)
 
 
 def validate(config: Config | str | Path | None = None) -> Validation:
@@ -127,7 +128,10 @@ def optimize(config: Config | str | Path | None = None, *, skill: str | None = N
     """Train the skill (the text `skill`, default the config's skill file). The user's skill file is never
     written; the result is `RunResult.best_skill`. `memory` is a JSONL file of rejected edits read and updated
     across runs; `resume` continues the checkpoint in `out`."""
-    rt = _runtime(config, out, "latest", log, no_cache, keep_workspaces)
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, not {epochs}", None, None,
+                          "pass --epochs 1 or more, or leave it out to use `loop.epochs` from the config")
+    rt = _runtime(config, out, "latest", log, no_cache, keep_workspaces, resume=resume)
     report, baseline, best = loop.optimize(rt, skill_text=skill, epochs=epochs, resume=resume,
                                            memory=Path(memory) if memory is not None else None)
     return RunResult(report, baseline, best, rt.out)
@@ -147,6 +151,7 @@ def read_skill(path: str | Path) -> str:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("skill file not found", str(path), None, "check the path given to --skill")
+    check_utf8(p)
     return p.read_text(encoding="utf-8")
 
 

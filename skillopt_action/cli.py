@@ -27,6 +27,7 @@ from .config import schema_json
 from .errors import EXIT_INTERNAL, EXIT_OK, ConfigError, SkillOptError
 from .github import action
 from .init import init
+from .redact import guard_streams
 from .report import render_markdown
 from .runtime import quiet_log, stderr_log
 
@@ -162,6 +163,11 @@ VERBS = {"init": cmd_init, "validate": cmd_validate, "eval": cmd_eval, "optimize
 
 
 def main(argv: list[str] | None = None) -> int:
+    with guard_streams():  # nothing this process prints carries a secret, tracebacks included
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

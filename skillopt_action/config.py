@@ -33,7 +33,9 @@ from .config_schema import (
 )
 from .errors import ConfigError
 from .gate import GateSettings
-from .yamlfile import Located, LocatedList, load
+from .screen import effective_policy
+from .yamlfile import Located, LocatedList, kind_of, load
+from .yamlfile import plain as _plain
 
 __all__ = ["CHAT_PROVIDERS", "CONFIG_SCHEMA", "DEFAULT_CONFIG", "DEFAULT_KEY_ENV", "DEFAULT_PRICES", "LOCAL_MODEL",
            "PROVIDERS", "Config", "EditBudget", "LoopSettings", "ModelSettings", "RetrySettings", "TransferTarget",
@@ -149,6 +151,7 @@ class Config:
     raw: dict
     lines: dict = field(default_factory=dict)
     transfer: list[TransferTarget] = field(default_factory=list)
+    edit_policy: dict[str, str] = field(default_factory=lambda: effective_policy(None))
 
     @property
     def skill_path(self) -> Path:
@@ -187,6 +190,10 @@ def _locate(raw: Any, path: list) -> int | None:
     return line
 
 
+_KIND = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+         "array": "a list", "object": "a mapping (key: value)", "null": "empty"}
+
+
 def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigError:
     path = list(err.absolute_path)
     dotted = ".".join(str(p) for p in path) or "(top level)"
@@ -208,15 +215,17 @@ def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigErro
     if v == "enum":
         near = difflib.get_close_matches(str(err.instance), [str(x) for x in sch["enum"]], n=1)
         fix = f"did you mean `{near[0]}`?" if near else f"use one of: {', '.join(map(str, sch['enum']))}"
-        return ConfigError(f"`{dotted}` has invalid value {err.instance!r}", file, line, fix)
+        return ConfigError(f"`{dotted}` has invalid value {_plain(err.instance)!r}", file, line, fix)
     if v == "type" or v == "oneOf":
-        want = sch.get("type") or "a string or a list of strings"
-        return ConfigError(f"`{dotted}` must be {want}, not {type(err.instance).__name__} {err.instance!r}", file, line,
-                           f"write `{path[-1] if path else 'key'}:` with a {want} value")
+        types = sch.get("type") or "a string or a list of strings"
+        want = " or ".join(_KIND.get(str(w), str(w)) for w in (types if isinstance(types, list) else [types]))
+        key = path[-1] if path else "key"
+        return ConfigError(f"`{dotted}` must be {want}, not {kind_of(err.instance)} {_plain(err.instance)!r}", file,
+                           line, f"give `{key}` {want}")
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = sch[v]
         rel = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
-        return ConfigError(f"`{dotted}` is {err.instance!r} but must be {rel} {bound}", file, line,
+        return ConfigError(f"`{dotted}` is {_plain(err.instance)!r} but must be {rel} {bound}", file, line,
                            f"set `{path[-1]}` to a value {rel} {bound}")
     return ConfigError(f"`{dotted}`: {err.message}", file, line, "see the config reference in README.md")
 
@@ -287,6 +296,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if not (root / skill).is_file():
         raise ConfigError(f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
                           "create it, or fix `skill:` (paths are relative to the repository root)")
+    check_utf8(root / skill)
     tasks = [raw["tasks"]] if isinstance(raw["tasks"], str) else list(raw["tasks"])
     splits = raw.get("splits") or {}
     ratios = {
@@ -349,6 +359,17 @@ def load_config(path: str | Path | None = None) -> Config:
         max_usd=b.get("max_usd"), max_calls=b.get("max_calls"), prices=prices,
         cache_dir=(root / raw.get("cache_dir", ".skillopt/cache")), raw=raw,
         transfer=[_transfer(i, item, file) for i, item in enumerate(raw.get("transfer") or [])],
+        edit_policy=effective_policy(raw.get("edit_policy")),
     )
 
 
+def check_utf8(path: Path) -> None:
+    """ConfigError naming the file, the first bad byte's line and the fix when a skill file is not UTF-8 text."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"the skill file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                          str(path), line, "save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.new` "
+                          "and replace the file with FILE.new") from None

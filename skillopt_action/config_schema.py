@@ -1,5 +1,7 @@
 """The JSON Schema of `.github/skillopt.yml`: the single source of truth for what a config may say.
 
+It sits next to `config.py` on the parts floor because the `edit_policy` classes come from `screen.py`.
+
 `config.py` validates every config against it (errors name file:line and the fix); the published copy is
 `skillopt_action/schema/skillopt.schema.json` (`skillopt schema` prints it; a test keeps the two identical).
 """
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+from .screen import ACTIONS, ALWAYS_REJECT, CLASSES
 
 DEFAULT_CONFIG = ".github/skillopt.yml"
 PROVIDERS = ["openai", "azure", "anthropic", "local", "command", "claude-code", "codex"]
@@ -191,6 +195,19 @@ CONFIG_SCHEMA: dict = {
             },
         },
         "cache_dir": {"type": "string", "description": "Rollout and model-call cache (default .skillopt/cache)."},
+        "edit_policy": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "What happens to a proposed edit whose new lines fall in a screening class: reject (never "
+            "applied), flag (applied if the gate passes, and listed with the matching text at the top of the report, "
+            "the PR body and the check summary; the PR title says so) or allow. Defaults: reject answer, secret, "
+            "invisible and pipe_to_shell; flag the rest.",
+            "properties": {
+                cls: {"enum": ["reject"] if cls in ALWAYS_REJECT else list(ACTIONS),
+                      "description": f"{what} (default {default})"}
+                for cls, (default, what) in CLASSES.items()
+            },
+        },
     },
 }
 

@@ -6,7 +6,6 @@ optimizer call is content-cached, so resuming or re-running never pays for the s
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
@@ -31,7 +30,7 @@ from .gate import max_power_warning
 from .reflect import merge, reflect
 from .report import Report, build_report
 from .rollout import skill_hash, split_mean
-from .runtime import Runtime, write_json
+from .runtime import Runtime, read_memory, read_state, write_json
 from .screen import screen
 from .search import planned_decisions
 from .search import step as search_step
@@ -97,9 +96,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     run_key = content_key("run", run_settings, baseline, epochs)[:16]
     state = None
     if resume:
-        if not state_path.is_file():
-            raise ConfigError(f"nothing to resume: {state_path} does not exist", None, None, "run without --resume")
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        state = read_state(state_path)
         if state.get("run_key") != run_key:
             raise ConfigError(
                 "cannot resume: the config, the skill or --epochs changed since that run",
@@ -107,12 +104,10 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                 None,
                 "run without --resume to start over (cached rollouts are still reused)",
             )
-        rt.ledger.load(state.get("spend", {}))
+        rt.restore_spend(state)
         log(f"resuming at step {state['next_step'] + 1} ({rt.spend_line()} so far)")
-    else:
-        rt.trajectories.write_text("", encoding="utf-8")
     if state is None:
-        evidence = EvidenceMemory.load(memory) if memory else EvidenceMemory()
+        evidence = EvidenceMemory.from_list(read_memory(memory, log) if memory and memory.is_file() else [])
         if evidence.records:
             log(f"loaded {len(evidence.records)} earlier gate decisions from {memory}")
         state = {"version": STATE_VERSION, "run_key": run_key, "baseline": baseline, "current": baseline,
@@ -138,6 +133,9 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     if sequential:
         log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {planned_decisions(rt, total_steps)} "
             f"decision(s) ({decision_alpha:.2g} each), rounds of {list(cfg.gate.schedule)} sample(s) per task")
+    if not resume:
+        checkpoint()  # from the first call on, a killed run can be resumed
+
     try:
         base_val = rt.rollouts(baseline, "val", 1 if sequential else cfg.gate.samples, "baseline:val")
     except BudgetExceeded as exc:
@@ -283,7 +281,8 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
             dropped.append({"edit": e.to_dict(), "reason": why})
             merged.remove(e)
     merged, blocked, warnings = screen(merged, rt.splits["val"] + rt.splits["test"],
-                                       [r.completion.text for r in flat])
+                                       [r.completion.text for r in flat], skill=current, policy=cfg.edit_policy,
+                                       inputs=[(f"the input of train task {t.id!r}", t.prompt_text()) for t in batch])
     dropped += blocked
     applied = apply_edits(current, merged, max_ops=max_ops, max_lines=max_lines, name=cfg.skill)
     record = {

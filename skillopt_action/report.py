@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .render import render
-from .runtime import Runtime, write_json
+from .runtime import Runtime, write_json, write_text
 
 SCHEMA_VERSION = 1
 
@@ -105,7 +105,7 @@ class Report:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "report.json"
         write_json(path, self.to_dict())
-        (out_dir / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+        write_text(out_dir / "report.md", self.to_markdown())
         return path
 
 

@@ -65,7 +65,9 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
             dropped.append({"edit": e.to_dict(), "reason": why})
         else:
             kept.append(e)
-    kept, blocked, warnings = screen(kept, rt.splits["val"] + rt.splits["test"], [r.completion.text for r in flat])
+    kept, blocked, warnings = screen(kept, rt.splits["val"] + rt.splits["test"], [r.completion.text for r in flat],
+                                     skill=current, policy=cfg.edit_policy,
+                                     inputs=[(f"the input of train task {t.id!r}", t.prompt_text()) for t in batch])
     dropped += blocked
 
     inc_train = {r.task_id: r for r in flat}

@@ -23,6 +23,7 @@ from pathlib import Path
 from github import Auth, Github
 from github.GithubException import GithubException
 
+from .. import redact
 from ..errors import EXIT_INTERNAL, ConfigError, SkillOptError
 from . import access, comment_commands, default_branch, pr_gate
 from .context import Context
@@ -65,6 +66,9 @@ def github_error(exc: GithubException) -> str:
 def run(env: Mapping[str, str] | None = None) -> int:
     """The action's entry point. Returns the exit code (0 unless something failed)."""
     env = dict(os.environ if env is None else env)
+    redact.register_values(env[name] for name in redact.secret_env_names(env))  # the token, the model keys
+    if env.get("GITHUB_ACTIONS") == "true":  # the runner then hides these values in the job log as well
+        redact.emit_add_masks(env)
     result = Result()
     settings = None
     ctx = None

@@ -14,7 +14,7 @@ from github import Github
 from github.GithubException import GithubException
 from github.Repository import Repository
 
-from .. import api
+from .. import api, redact
 from ..errors import ConfigError
 from . import access
 from .event import Settings, Trigger
@@ -103,8 +103,10 @@ class Context:
         """Write a run's report next to its trajectories (the run directory is what workflows upload as an
         artifact); the primary run of the Action is also what the outputs and the job summary show."""
         report_path = run.write()
-        report = run.report.to_dict()
-        self.last_report_md = run.report.to_markdown()
+        # everything this layer sends to GitHub (PR body and title, check output, comments, summary, outputs) is
+        # built from these two: they leave the core with every secret masked
+        report = redact.redact_obj(run.report.to_dict())
+        self.last_report_md = redact.redact(run.report.to_markdown())
         if primary:
             self.result.report = report
             self.result.report_path = str(report_path)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .. import fmt
 from ..errors import EXIT_OK
+from ..redact import redact
 from ..render import render
 from .checks import fit
 
@@ -56,7 +57,7 @@ def write_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
     with open(path, "a", encoding="utf-8") as f:
         for k, v in outputs.items():
             delim = f"skillopt_{uuid.uuid4().hex}"
-            f.write(f"{k}<<{delim}\n{v}\n{delim}\n")
+            f.write(f"{k}<<{delim}\n{redact(v)}\n{delim}\n")
 
 
 def annotation(kind: str, message: str, title: str = "skillopt") -> str:
@@ -80,4 +81,6 @@ def write_summary(path: str | None, result: Result, run_url: str) -> None:
         lines.append(f"report: `{result.report_path}` ([run artifacts]({run_url}))")
     text = render("github_job_summary.md.j2", title=result.title or "done", lines=lines, report_md=result.report_md)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(fit(text, 1024 * 1024 - 1024, run_url))  # the step summary limit is 1 MiB
+        f.write(fit(redact(text), 1024 * 1024 - 1024, run_url))  # the step summary limit is 1 MiB
+
+

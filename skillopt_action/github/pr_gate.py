@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from github.GithubException import GithubException
 
-from .. import api, fmt
+from .. import api, fmt, redact
 from ..config import load_config
 from ..errors import EXIT_INTERNAL, ConfigError
 from ..render import render
@@ -31,7 +31,7 @@ EXIT_MEANING = {
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact.redact(str(exc))
     return text.splitlines()[0] if text else type(exc).__name__
 
 

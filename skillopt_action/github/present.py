@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .. import fmt
+from .. import fmt, screen
 from ..render import render
 
 LONG_EDIT_LINES = 6  # longer edit texts are collapsed in <details>
@@ -91,7 +91,7 @@ def pr_title(skill_path: str, report: Mapping[str, Any]) -> str:
     title = f"skillopt: improve {skill_path}"
     if val.get("best") is not None and val.get("baseline") is not None:
         title += f" (val {fmt.score(val['baseline'])} → {fmt.score(val['best'])})"
-    return title
+    return title + screen.title_note(report)  # a PR that carries a flagged edit says so where reviewers look first
 
 
 def state_edits(report: Mapping[str, Any]) -> list[dict]:

@@ -21,6 +21,9 @@ class ChatTarget:
         self.model = model
         self.name = f"{model.settings.provider}:{model.settings.model}"
         self.price_model = model.settings.model  # the ledger prices tokens by this name
+        # an empty answer from a served model is a failed call to retry; the bundled local model is deterministic
+        # per seed, so its empty answer is scored as a failed rollout at once (and cached like any other)
+        self.retry_empty = model.settings.provider != "local"
         self._system_template = system_template
 
     def fingerprint(self) -> dict:
