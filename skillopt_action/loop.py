@@ -228,7 +228,9 @@ def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, di
     """Re-confirm the final skill against the start on fresh samples. The improvement must hold in direction
     (a mean gain > 0 on samples no decision has seen); if it does not, the run proposes nothing."""
     settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=424242)
-    result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET)
+    feedback: dict[tuple[str, str], str] = {}
+    result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET,
+                                   feedback=feedback)
     confirmed = result.delta > 0 and result.verdict != "harmful"
     info = {**result.to_dict(), "rollouts": spent, "confirmed": confirmed}
     rt.log(f"confirmation on fresh val samples: {result.reason} -> {'confirmed' if confirmed else 'NOT confirmed'}")
@@ -237,7 +239,7 @@ def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, di
                       f"not confirmed on fresh samples, so nothing is proposed: {result.reason}")
     scores, tasks, gates = score_splits(rt, baseline, kept, ["test"], "final")
     return (info, kept, {"val": sequential_scores(result, confirmed), **scores},
-            {"val": sequential_rows(result, confirmed), **tasks}, {"val": info, **gates})
+            {"val": sequential_rows(result, confirmed, feedback), **tasks}, {"val": info, **gates})
 
 
 def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, confirmation: dict | None) -> dict:
