@@ -31,26 +31,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import evaluation, loop
-from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, load_config, project_root_for
+from . import drift, evaluation, loop
+from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, check_utf8, load_config, project_root_for
 from .errors import ConfigError, ConfigErrors
 from .gate import max_power_warning
 from .report import Report
-from .runtime import Runtime, quiet_log
+from .runtime import Runtime, quiet_log, write_json, write_text
 from .scorers import SCORER_TYPES, ScorerContext, check_tasks
 from .targets import make_target
 from .tasks import assign_splits, load_tasks
 from .types import Task
 from .yamlfile import Located, load
 
-__all__ = ["Config", "Report", "RunResult", "Validation", "compare", "evaluate", "find_config", "find_run",
-           "load_config", "optimize", "runs_home", "validate"]
+__all__ = ["Config", "Report", "RunResult", "Validation", "WatchResult", "compare", "evaluate", "find_config",
+           "find_run", "load_config", "optimize", "runs_home", "validate", "watch"]
 
 Log = Callable[[str], None]
 RUNS = Path(".skillopt") / "runs"  # under the project root: one directory per run, and `latest`
 LATEST = "latest"
-KINDS = ("optimize", "eval", "compare")
-_RUN_NAME = re.compile(r"^(\d{8}-\d{6})-(optimize|eval|compare)(?:-(\d+))?$")
+KINDS = ("optimize", "eval", "compare", "watch")
+_RUN_NAME = re.compile(r"^(\d{8}-\d{6})-(optimize|eval|compare|watch)(?:-(\d+))?$")
 
 
 @dataclass
@@ -73,7 +73,7 @@ class RunResult:
         target = Path(out) if out is not None else self.out
         path = self.report.write(target)
         if self.report.kind == "optimize":
-            (target / "best_skill.md").write_text(self.best_skill, encoding="utf-8")
+            write_text(target / "best_skill.md", self.best_skill)
         return path
 
 
@@ -214,7 +214,7 @@ def _runtime(config: Config | str | Path | None, out: str | Path | None, runs: s
         out_dir = Path(out)
     try:
         rt = Runtime(cfg, out_dir, log=log or quiet_log, no_cache=no_cache, keep_workspaces=keep_workspaces,
-                     tasks=tasks, splits=splits)
+                     tasks=tasks, splits=splits, resume=resume)
     except BaseException:
         if home is not None and not resume and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
@@ -307,7 +307,6 @@ def evaluate(config: Config | str | Path | None = None, *, skill: str | None = N
              log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
     """Score a skill (the text `skill`, default the config's skill file) on `splits` (train, val, test)."""
     rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces)
-    rt.trajectories.write_text("", encoding="utf-8")  # a re-run into the same `out` replaces, never appends
     text = skill if skill is not None else read_skill(rt.cfg.skill_path)
     report = evaluation.evaluate(rt, text, list(splits))
     return RunResult(report, text, text, rt.out)
@@ -320,6 +319,9 @@ def optimize(config: Config | str | Path | None = None, *, skill: str | None = N
     """Train the skill (the text `skill`, default the config's skill file). The user's skill file is never
     written; the result is `RunResult.best_skill`. `memory` is a JSONL file of rejected edits read and updated
     across runs; `resume` continues the checkpoint in `out` (without `out`: the newest optimize run)."""
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, not {epochs}", None, None,
+                          "pass --epochs 1 or more, or leave it out to use `loop.epochs` from the config")
     rt = _runtime(config, out, runs, "optimize", log, no_cache, keep_workspaces, resume=resume)
     report, baseline, best = loop.optimize(rt, skill_text=skill, epochs=epochs, resume=resume,
                                            memory=Path(memory) if memory is not None else None)
@@ -331,7 +333,6 @@ def compare(config: Config | str | Path | None = None, *, base_skill: str, candi
             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
     """Gate the skill text `candidate_skill` against `base_skill` on the config's tasks (the val gate decides)."""
     rt = _runtime(config, out, runs, "compare", log, no_cache, keep_workspaces)
-    rt.trajectories.write_text("", encoding="utf-8")  # a re-run into the same `out` replaces, never appends
     report = evaluation.compare(rt, base_skill, candidate_skill, list(splits))
     return RunResult(report, base_skill, candidate_skill, rt.out)
 
@@ -341,4 +342,49 @@ def read_skill(path: str | Path) -> str:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("skill file not found", str(path), None, "check the path given to --skill")
+    check_utf8(p)
     return p.read_text(encoding="utf-8")
+
+
+@dataclass
+class WatchResult:
+    """A drift check of the current skill against the stored baseline (`watch`)."""
+
+    drifted: bool
+    reasons: list[str]  # why it drifted (score moved beyond noise, the target model changed), or why not
+    baseline: dict  # the stored baseline (as read, or as just recorded)
+    current: dict  # this run's per-task scores in the baseline's format
+    delta: float | None  # current mean - baseline mean on the baseline's tasks
+    p_value: float | None  # two-sided paired sign-flip p over tasks
+    report: Report
+    recorded: bool  # True when there was no baseline and this run recorded one
+
+    def write(self, path: str | Path) -> Path:
+        """Store this run's scores as the new baseline (after a reviewed change, or to start watching)."""
+        return write_baseline(Path(path), self.current)
+
+
+def watch(config: Config | str | Path | None = None, *, baseline: str | Path, alpha: float = 0.05,
+          out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None) -> WatchResult:
+    """Re-score the config's skill on val with fresh samples (no cache) and compare it, task by task, with the
+    stored baseline: drift is a paired change beyond noise (two-sided sign-flip p < alpha over tasks) or a change
+    of the model identity the target reports. Without a baseline file, this run's scores become the baseline."""
+    rt = _runtime(config, out, runs, "watch", log, True, False)
+    skill = read_skill(rt.cfg.skill_path)
+    result = evaluation.evaluate(rt, skill, ["val"])
+    current = drift.snapshot(rt, skill, result)
+    path = Path(baseline)
+    if not path.is_file():
+        write_baseline(path, current)
+        return WatchResult(False, [f"no baseline yet: recorded this run's scores in {path}"], current, current,
+                           None, None, result, True)
+    stored = drift.read_baseline(path)
+    verdict = drift.compare(stored, current, alpha)
+    return WatchResult(verdict["drifted"], verdict["reasons"], stored, current, verdict["delta"],
+                       verdict["p_value"], result, False)
+
+
+def write_baseline(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+    return path

@@ -23,6 +23,7 @@ from .config import project_root_for, schema_json
 from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, ConfigError, ConfigErrors, SkillOptError
 from .github import action
 from .init import init
+from .redact import guard_streams
 from .report import render_markdown
 from .runtime import quiet_log, stderr_log
 
@@ -393,6 +394,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace | int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with guard_streams():  # nothing this process prints carries a secret, tracebacks included
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = parse(argv)
     if isinstance(args, int):
         return args

@@ -22,151 +22,25 @@ from typing import Any
 
 import jsonschema
 
+from .config_schema import (
+    CHAT_PROVIDERS,
+    CONFIG_SCHEMA,
+    DEFAULT_CONFIG,
+    DEFAULT_KEY_ENV,
+    LOCAL_MODEL,
+    PROVIDERS,
+    schema_json,
+)
 from .errors import ConfigError, ConfigErrors
 from .gate import GateSettings
-from .yamlfile import Located, LocatedList, load
+from .screen import effective_policy
+from .yamlfile import Located, LocatedList, kind_of, load
+from .yamlfile import plain as _plain
 
-DEFAULT_CONFIG = ".github/skillopt.yml"
-PROVIDERS = ["openai", "azure", "anthropic", "local", "command", "claude-code", "codex"]
-CHAT_PROVIDERS = ["openai", "azure", "anthropic", "local"]
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
-                   "claude-code": "ANTHROPIC_API_KEY", "codex": "OPENAI_API_KEY"}
-LOCAL_MODEL = "smollm2-135m-instruct"
+__all__ = ["CHAT_PROVIDERS", "CONFIG_SCHEMA", "DEFAULT_CONFIG", "DEFAULT_KEY_ENV", "DEFAULT_PRICES", "LOCAL_MODEL",
+           "PROVIDERS", "Config", "EditBudget", "LoopSettings", "ModelSettings", "RetrySettings", "TransferTarget",
+           "load_config", "project_root_for", "schema_json"]
 
-_num = {"type": "number"}
-_MODEL = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "A model (or agent) and how to reach it.",
-    "properties": {
-        "provider": {
-            "enum": PROVIDERS,
-            "description": "openai (also any OpenAI-compatible server via base_url), azure, anthropic, local "
-            "(the bundled SmolLM2-135M), or an agent harness: command, claude-code, codex.",
-        },
-        "model": {"type": "string", "description": "Model name (Azure: the deployment name)."},
-        "base_url": {
-            "type": "string",
-            "description": "API base URL, e.g. http://localhost:11434/v1 for Ollama. Defaults to the provider's "
-            "(or OPENAI_BASE_URL / ANTHROPIC_BASE_URL).",
-        },
-        "api_key_env": {
-            "type": "string",
-            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-            "description": "NAME of the environment variable holding the API key (never the key itself).",
-        },
-        "api_version": {"type": "string", "description": "Azure OpenAI API version."},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "timeout": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "description": "Seconds per call (agent harness: per rollout).",
-        },
-        "options": {
-            "type": "object",
-            "description": "Provider-specific settings (agent harnesses, local model_path, n_ctx, "
-            "structured_output ...).",
-        },
-    },
-}
-CONFIG_SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/skillopt/skillopt-action/schema/skillopt.schema.json",
-    "title": "skillopt-action configuration (.github/skillopt.yml)",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["skill", "tasks"],
-    "properties": {
-        "skill": {
-            "type": "string",
-            "minLength": 1,
-            "description": "Path of the skill file to train (SKILL.md, AGENTS.md, CLAUDE.md ...).",
-        },
-        "tasks": {
-            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-            "description": "Glob(s) of YAML/JSONL task files.",
-        },
-        "splits": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "train": {"type": "number", "minimum": 0},
-                "val": {"type": "number", "minimum": 0},
-                "test": {"type": "number", "minimum": 0},
-                "seed": {"type": "integer"},
-            },
-            "description": "Ratios for tasks without an explicit `split:` (default 0.5/0.25/0.25, seed 0).",
-        },
-        "target": _MODEL,
-        "optimizer": _MODEL,
-        "judge": _MODEL,
-        "loop": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "epochs": {"type": "integer", "minimum": 1},
-                "batch_size": {"type": "integer", "minimum": 1},
-                "minibatch_size": {"type": "integer", "minimum": 1},
-                "pass_threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                "failure_only": {"type": "boolean"},
-                "parse_retries": {"type": "integer", "minimum": 0, "maximum": 5},
-                "max_trajectory_chars": {"type": "integer", "minimum": 200},
-                "edit_budget": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "ops": {"type": "integer", "minimum": 1},
-                        "lines": {"type": "integer", "minimum": 1},
-                        "min_ops": {"type": "integer", "minimum": 1},
-                        "min_lines": {"type": "integer", "minimum": 1},
-                        "schedule": {"enum": ["constant", "linear", "cosine"]},
-                    },
-                },
-            },
-        },
-        "gate": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "mode": {"enum": ["paired", "strict"]},
-                "samples": {"type": "integer", "minimum": 1},
-                "min_delta": {"type": "number", "minimum": 0, "maximum": 1},
-                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                "test": {"enum": ["permutation", "bootstrap"]},
-                "resamples": {"type": "integer", "minimum": 100},
-            },
-        },
-        "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
-        "retries": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "attempts": {"type": "integer", "minimum": 1, "maximum": 20},
-                "base_delay": {"type": "number", "minimum": 0},
-                "max_delay": {"type": "number", "minimum": 0},
-            },
-        },
-        "budget": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"max_usd": {"type": "number", "minimum": 0}, "max_calls": {"type": "integer", "minimum": 1}},
-        },
-        "prices": {
-            "type": "object",
-            "description": "USD per million tokens by model name: {model: {input: X, output: Y}}.",
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["input", "output"],
-                "properties": {"input": {"type": "number", "minimum": 0}, "output": {"type": "number", "minimum": 0}},
-            },
-        },
-        "cache_dir": {"type": "string", "description": "Rollout and model-call cache (default .skillopt/cache)."},
-    },
-}
-
-# Prices in USD per million tokens for a few well-known models; `prices:` in the config overrides/extends.
 DEFAULT_PRICES = {
     "gpt-4.1": {"input": 2.0, "output": 8.0},
     "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
@@ -233,6 +107,9 @@ class LoopSettings:
     failure_only: bool = False
     parse_retries: int = 2
     max_trajectory_chars: int = 1500
+    ablation: str = "prune"  # prune | report | off
+    candidates: int = 6  # sequential gate: edits screened per step
+    screen_size: int = 3  # sequential gate: extra train tasks in an edit's screening
     edit_budget: EditBudget = field(default_factory=EditBudget)
 
 
@@ -241,6 +118,15 @@ class RetrySettings:
     attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 60.0
+
+
+@dataclass
+class TransferTarget:
+    """A second target the final skill is checked on (config `transfer:`)."""
+
+    name: str
+    settings: ModelSettings
+    margin: float = 0.05
 
 
 @dataclass
@@ -264,6 +150,8 @@ class Config:
     cache_dir: Path
     raw: dict
     lines: dict = field(default_factory=dict)
+    transfer: list[TransferTarget] = field(default_factory=list)
+    edit_policy: dict[str, str] = field(default_factory=lambda: effective_policy(None))
 
     @property
     def skill_path(self) -> Path:
@@ -318,6 +206,10 @@ def _explain_all(err: jsonschema.ValidationError, raw: Any, file: str) -> list[C
     return [_explain(err, raw, file)]
 
 
+_KIND = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+         "array": "a list", "object": "a mapping (key: value)", "null": "empty"}
+
+
 def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigError:
     path = list(err.absolute_path)
     dotted = ".".join(str(p) for p in path) or "(top level)"
@@ -339,20 +231,24 @@ def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigErro
     if v == "enum":
         near = difflib.get_close_matches(str(err.instance), [str(x) for x in sch["enum"]], n=1)
         fix = f"did you mean `{near[0]}`?" if near else f"use one of: {', '.join(map(str, sch['enum']))}"
-        return ConfigError(f"`{dotted}` has invalid value {err.instance!r}", file, line, fix)
+        return ConfigError(f"`{dotted}` has invalid value {_plain(err.instance)!r}", file, line, fix)
     if v == "type" or v == "oneOf":
-        want = sch.get("type") or "a string or a list of strings"
-        return ConfigError(f"`{dotted}` must be {want}, not {type(err.instance).__name__} {err.instance!r}", file, line,
-                           f"write `{path[-1] if path else 'key'}:` with a {want} value")
+        types = sch.get("type") or "a string or a list of strings"
+        want = " or ".join(_KIND.get(str(w), str(w)) for w in (types if isinstance(types, list) else [types]))
+        key = path[-1] if path else "key"
+        return ConfigError(f"`{dotted}` must be {want}, not {kind_of(err.instance)} {_plain(err.instance)!r}", file,
+                           line, f"give `{key}` {want}")
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = sch[v]
         rel = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
-        return ConfigError(f"`{dotted}` is {err.instance!r} but must be {rel} {bound}", file, line,
+        return ConfigError(f"`{dotted}` is {_plain(err.instance)!r} but must be {rel} {bound}", file, line,
                            f"set `{path[-1]}` to a value {rel} {bound}")
     return ConfigError(f"`{dotted}`: {err.message}", file, line, "see the config reference in README.md")
 
 
-def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None) -> ModelSettings:
+def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None,
+           where: str | None = None) -> ModelSettings:
+    where = where or role
     if raw is None and fallback is not None:
         m = ModelSettings(**{**fallback.__dict__, "role": role})
         return m
@@ -373,15 +269,24 @@ def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None
         file=file, line=getattr(raw, "line", None),
     )
     if m.provider in CHAT_PROVIDERS and m.provider != "local" and not m.model:
-        raise ConfigError(f"`{role}.model` is required for provider {provider!r}", file, m.line,
-                          f"add `model: ...` under `{role}:` (e.g. gpt-4.1-mini, claude-sonnet-4-5)")
+        raise ConfigError(f"`{where}.model` is required for provider {provider!r}", file, m.line,
+                          f"add `model: ...` under `{where}:` (e.g. gpt-4.1-mini, claude-sonnet-4-5)")
     if m.provider == "azure" and not m.base_url:
-        raise ConfigError(f"`{role}.base_url` is required for provider azure", file, m.line,
+        raise ConfigError(f"`{where}.base_url` is required for provider azure", file, m.line,
                           "set `base_url: https://<resource>.openai.azure.com` and `api_version:`")
     if role != "target" and m.provider not in CHAT_PROVIDERS:
         raise ConfigError(f"the {role} must be a chat model, not {provider!r}", file, m.line,
                           f"use one of: {', '.join(CHAT_PROVIDERS)}")
     return m
+
+
+def _transfer(index: int, raw: Any, file: str) -> TransferTarget:
+    block = Located({k: v for k, v in raw.items() if k not in ("name", "margin")})
+    block.file, block.line = getattr(raw, "file", file), getattr(raw, "line", 0)
+    block.lines = {k: v for k, v in getattr(raw, "lines", {}).items() if k in block}
+    settings = _model("target", block, file, where=f"transfer[{index}]")
+    name = str(raw.get("name") or f"{settings.provider}:{settings.model}")
+    return TransferTarget(name=name, settings=settings, margin=float(raw.get("margin", 0.05)))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -418,6 +323,8 @@ def load_config(path: str | Path | None = None) -> Config:
             problems.extend(ConfigErrors.of(exc))
             return placeholder
 
+    if (root / skill).is_file():
+        attempt(lambda: check_utf8(root / skill), None)
     tasks = [raw["tasks"]] if isinstance(raw["tasks"], str) else list(raw["tasks"])
     splits = raw.get("splits") or {}
     ratios = {
@@ -453,6 +360,9 @@ def load_config(path: str | Path | None = None) -> Config:
                 "failure_only",
                 "parse_retries",
                 "max_trajectory_chars",
+                "candidates",
+                "screen_size",
+                "ablation",
             )
             if k in lp
         },
@@ -460,14 +370,17 @@ def load_config(path: str | Path | None = None) -> Config:
     )
     g = raw.get("gate") or {}
     try:
-        gate = GateSettings(
-            **{k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples") if k in g},
-            seed=int(splits.get("seed", 0)),
-        )
+        given = {k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples", "decisions",
+                                   "task_alpha", "confirm", "no_regression") if k in g}
+        if "schedule" in g:
+            given["schedule"] = tuple(g["schedule"])
+        gate = GateSettings(**{"mode": "sequential", "alpha": 0.05, **given}, seed=int(splits.get("seed", 0)))
     except ValueError as exc:
         problems.append(ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
                                     "see `gate:` in the config reference (README.md)"))
         gate = GateSettings()
+    transfer = [attempt(lambda i=i, item=item: _transfer(i, item, file), None)
+                for i, item in enumerate(raw.get("transfer") or [])]
     _raise(problems)
     r = raw.get("retries") or {}
     b = raw.get("budget") or {}
@@ -479,6 +392,8 @@ def load_config(path: str | Path | None = None) -> Config:
         retries=RetrySettings(**{k: r[k] for k in ("attempts", "base_delay", "max_delay") if k in r}),
         max_usd=b.get("max_usd"), max_calls=b.get("max_calls"), prices=prices,
         cache_dir=(root / raw.get("cache_dir", ".skillopt/cache")), raw=raw,
+        transfer=transfer,
+        edit_policy=effective_policy(raw.get("edit_policy")),
     )
 
 
@@ -490,5 +405,14 @@ def _raise(problems: list[ConfigError]) -> None:
         raise ConfigErrors(sorted(problems, key=lambda p: p.line or 0))
 
 
-def schema_json() -> str:
-    return json.dumps(CONFIG_SCHEMA, indent=2) + "\n"
+
+def check_utf8(path: Path) -> None:
+    """ConfigError naming the file, the first bad byte's line and the fix when a skill file is not UTF-8 text."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"the skill file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                          str(path), line, "save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.new` "
+                          "and replace the file with FILE.new") from None

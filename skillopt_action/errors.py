@@ -84,3 +84,13 @@ class BudgetExceeded(SkillOptError):
     """A hard cap (max_usd or max_calls) would be crossed by the next call."""
 
     exit_code = EXIT_BUDGET
+
+
+class EmptyAnswer(TransientError):
+    """A model answered 200 with no text (or only whitespace; also a `finish_reason: length` reply with an empty
+    body). Retried like any transient error; after the retries the call counts as failed and is never cached.
+    `usage` is what the empty reply still cost."""
+
+    def __init__(self, message: str, usage: object | None = None):
+        super().__init__(message)
+        self.usage = usage

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .render import render
-from .runtime import Runtime, write_json
+from .runtime import Runtime, write_json, write_text
 
 SCHEMA_VERSION = 1
 
@@ -46,11 +46,15 @@ class Report:
     changed_lines: int
     chart: str
     spend: dict[str, Any]
-    models: dict[str, str]
+    models: dict[str, Any]  # target, optimizer (configured) and reported (model ids the target answered with)
     gate_settings: dict[str, Any]
     wall_time_s: float
     epochs: int | None = None
     total_steps: int | None = None
+    search: dict[str, Any] | None = None  # sequential gate: decisions, their cost, the run's false-accept bound
+    ablation: dict[str, Any] | None = None  # each kept edit's marginal contribution; carried edits removed
+    transfer: list[dict[str, Any]] | None = None  # the final skill on the config's `transfer:` targets
+    regressions: list[dict[str, Any]] = field(default_factory=list)  # tasks that got worse, with answer + feedback
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
 
@@ -58,6 +62,11 @@ class Report:
     def val(self) -> dict[str, Any]:
         """The val split's scores ({} when there were no val tasks)."""
         return self.scores.get("val") or {}
+
+    @property
+    def transfer_hurts(self) -> list[str]:
+        """Names of the `transfer:` targets the final skill hurts beyond their margin (the check fails)."""
+        return [t["name"] for t in self.transfer or [] if t["verdict"] == "hurts"]
 
     @property
     def p_value(self) -> float | None:
@@ -69,14 +78,15 @@ class Report:
         order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
                  "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
                  "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
-                 "wall_time_s"]
+                 "search", "ablation", "transfer", "regressions", "wall_time_s"]
         return {**{k: d[k] for k in order}, **extra}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Report:
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in d.items() if k in known}
-        for name, default in (("flags", []), ("gates", {}), ("tasks", {}), ("steps", []), ("accepted_edits", []),
+        for name, default in (("flags", []), ("regressions", []), ("gates", {}), ("tasks", {}), ("steps", []),
+                              ("accepted_edits", []),
                               ("rejected_edits", []), ("chart", ""), ("diff", ""), ("changed_lines", 0),
                               ("models", {}), ("gate_settings", {}), ("spend", {}), ("wall_time_s", 0.0),
                               ("stop_reason", None), ("gate", None), ("config_digest", ""), ("config_path", "")):
@@ -95,7 +105,7 @@ class Report:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "report.json"
         write_json(path, self.to_dict())
-        (out_dir / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+        write_text(out_dir / "report.md", self.to_markdown())
         return path
 
 
@@ -128,23 +138,50 @@ def mermaid_chart(steps: list[dict], baseline_val: float | None) -> str:
 
     lines = ["xychart-beta", '    title "Validation score by step (0 = baseline)"', f"    x-axis [{xs}]",
              '    y-axis "score" 0 --> 1',
-             f"    bar [{', '.join(fmt(c if c is not None else 0.0) for c in cand)}]",
+             f"    bar [{', '.join(fmt(c if c is not None else i) for c, i in zip(cand, inc, strict=True))}]",
              f"    line [{', '.join(fmt(v) for v in inc)}]"]
     return "\n".join(lines)
 
 
+WHY = {"not_applied": "not applied", "duplicate": "duplicate", "screened_out": "screened out",
+       "not_tested": "not tested", "not_better": "gate", "harmful": "gate", "inconclusive": "gate",
+       "accepted": "gate"}
+
+
 def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(accepted, rejected) edit rows across all steps, each with its step and why it was not kept."""
+    """(accepted, rejected) edit rows across all steps, each with its step, its text, why it was kept or not,
+    and (per-edit search) its own screening and gate figures."""
     accepted, rejected = [], []
     for s in steps:
-        for e in s.get("edits", []):
-            row = {"step": s["step"], **e["edit"], "applied": e["applied"], "reason": e["reason"]}
-            if not e["applied"]:
-                rejected.append({**row, "why": f"not applied: {e['reason']}"})
-            elif s["accepted"]:
-                accepted.append(row)
-            elif s.get("gate"):
-                rejected.append({**row, "why": f"gate: {s['gate']['reason']}"})
+        if "candidates" in s:  # per-edit search: every edit was its own candidate
+            for c in s["candidates"]:
+                row = {"step": s["step"], **c["edit"], "applied": c["applied"], "reason": c["reason"],
+                       "verdict": c["verdict"], "gate": c.get("gate"), "screen": c.get("screen")}
+                if c.get("kept"):
+                    accepted.append({**row, "why": (c.get("gate") or {}).get("reason", "")})
+                elif c["verdict"] == "accepted":
+                    rejected.append({**row, "why": "passed its own gate, but not kept: "
+                                                   + ((s.get("combination") or {}).get("reason") or
+                                                      "another accepted edit of this step was kept instead")})
+                elif c["verdict"] == "screened_out":
+                    sc = c.get("screen") or {}
+                    rejected.append({**row, "why": f"screened out: {sc.get('candidate', 0):.2f} vs "
+                                                   f"{sc.get('incumbent', 0):.2f} on its {len(sc.get('tasks', []))} "
+                                                   f"screening task(s)"})
+                elif c.get("gate"):
+                    rejected.append({**row, "why": f"gate: {c['gate']['reason']}"})
+                else:
+                    rejected.append({**row, "why": f"{WHY.get(c['verdict'] or '', 'not used')}: {c['reason']}"})
+        else:
+            for e in s.get("edits", []):
+                row = {"step": s["step"], **e["edit"], "applied": e["applied"], "reason": e["reason"],
+                       "gate": s.get("gate")}
+                if not e["applied"]:
+                    rejected.append({**row, "why": f"not applied: {e['reason']}"})
+                elif s["accepted"]:
+                    accepted.append(row)
+                elif s.get("gate"):
+                    rejected.append({**row, "why": f"gate: {s['gate']['reason']}"})
         for d in s.get("dropped", []):
             rejected.append({"step": s["step"], **d["edit"], "applied": False, "why": d["reason"]})
     return accepted, rejected
@@ -152,9 +189,23 @@ def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str,
                  scores: dict, tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int,
-                 epochs: int | None = None, total_steps: int | None = None) -> Report:
+                 epochs: int | None = None, total_steps: int | None = None,
+                 search: dict | None = None, ablation: dict | None = None,
+                 transfer: list[dict] | None = None, regressions: list[dict] | None = None) -> Report:
     cfg = rt.cfg
     accepted, rejected = edits_by_verdict(steps)
+    removed = {(r["edit"]["op"], r["edit"]["anchor"], r["edit"]["content"]): r
+               for r in (ablation or {}).get("removed", [])}
+    if removed:
+        still = []
+        for row in accepted:
+            r = removed.get((row["op"], row["anchor"], row["content"]))
+            if r is None:
+                still.append(row)
+            else:
+                rejected.insert(0, {**row, "why": f"ablation: carried, not earned (removing it changed val by "
+                                                  f"{-r['delta']:+.3f}), so it was removed"})
+        accepted = still
     val = scores.get("val") or {}
     if kind == "compare":
         improved = bool(gates.get("val", {}).get("accepted"))
@@ -168,10 +219,14 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
         flags=[{"step": s["step"], **w} for s in steps for w in s.get("warnings", [])],
         diff=diff, changed_lines=changed_lines, chart=mermaid_chart(steps, val.get("baseline")),
         spend=rt.ledger.to_dict(),
-        models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}"},
+        models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}",
+                "reported": sorted(rt.engine.reported_models)},
         gate_settings={"mode": cfg.gate.mode, "samples": cfg.gate.samples, "alpha": cfg.gate.alpha,
-                       "min_delta": cfg.gate.min_delta, "test": cfg.gate.test},
-        wall_time_s=round(time.monotonic() - rt.t0, 2),
+                       "min_delta": cfg.gate.min_delta, "test": cfg.gate.test, "schedule": list(cfg.gate.schedule),
+                       "decisions": cfg.gate.decisions, "task_alpha": cfg.gate.task_alpha},
+        wall_time_s=round(time.monotonic() - rt.t0, 2), search=search,
+        ablation={k: v for k, v in ablation.items() if k != "skill"} if ablation else None, transfer=transfer,
+        regressions=regressions or [],
     )
 
 

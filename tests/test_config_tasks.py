@@ -47,14 +47,14 @@ def test_minimal_config_gets_sensible_defaults(tmp_path):
     assert cfg.root == tmp_path.resolve() and cfg.skill_path.read_text() == "# Skill\n"
     assert cfg.optimizer.model == "gpt-4.1-mini" and cfg.judge.provider == "openai"
     assert cfg.target.api_key_env == "OPENAI_API_KEY"
-    assert cfg.gate.mode == "paired" and cfg.gate.samples >= 1 and cfg.loop.epochs >= 1
+    assert cfg.gate.mode == "sequential" and cfg.gate.alpha == 0.05 and cfg.gate.samples >= 1 and cfg.loop.epochs >= 1
     assert cfg.cache_dir == tmp_path.resolve() / ".skillopt/cache"
 
 
 @pytest.mark.parametrize("body,line,needle,fix", [
     ("skill: SKILL.md\ntasks: evals/*.yml\nloop:\n  epoch: 3\n", 4, "unknown key 'epoch'", "did you mean `epochs`"),
     ("skill: SKILL.md\ntasks: evals/*.yml\ngate:\n  mode: pairwise\n", 4, "invalid value 'pairwise'", "`paired`"),
-    ("skill: SKILL.md\ntasks: evals/*.yml\nloop:\n  epochs: two\n", 4, "must be integer", "epochs"),
+    ("skill: SKILL.md\ntasks: evals/*.yml\nloop:\n  epochs: two\n", 4, "must be an integer, not a string", "epochs"),
     ("skill: SKILL.md\ntasks: evals/*.yml\ngate:\n  alpha: 1.5\n", 4, "must be < 1", "alpha"),
     ("tasks: evals/*.yml\n", 1, "missing required key 'skill'", "skill: SKILL.md"),
     ("skill: NOPE.md\ntasks: evals/*.yml\n", 1, "skill file 'NOPE.md' not found", "relative to the repository root"),
