@@ -84,9 +84,12 @@ def my_tasks(tasks: Sequence[Task], i: int, n: int) -> list[Task]:
 def config_hash(rt: Runtime) -> str:
     """Everything shards must share for their rollouts to merge into one run: the config, every task as the target
     sees it and as it is scored, the split of the tasks, and the target's fingerprint."""
-    tasks = sorted((t.id, t.digest(), rt.engine.scoring_key(t)) for t in rt.tasks)
+    # scoring digests, not the engine's scoring keys: those name python scorers by absolute path, which differs
+    # between runners (a pull request's base is checked out in a fresh directory)
+    tasks = sorted((t.id, t.digest(), t.scoring_digest()) for t in rt.tasks)
     splits = {name: sorted(t.id for t in ts) for name, ts in rt.splits.items()}
-    return content_key("shard-config", rt.cfg.digest(), tasks, splits, rt.engine.target.fingerprint())[:16]
+    return content_key("shard-config", rt.cfg.digest(), tasks, splits, rt.cfg.loop.pass_threshold,
+                       rt.engine.target.fingerprint())[:16]
 
 
 @dataclass
