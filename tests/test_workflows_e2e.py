@@ -255,8 +255,10 @@ def test_pr_gate_on_a_repository_whose_skill_is_agents_md(scratch):
 
 
 def test_sharded_pr_gate_merges_a_matrix_of_shards_into_the_unsharded_check(scratch):
-    # the README: edit the skill path only; four shard jobs upload artifacts, the gate job merges and checks
-    scratch.copy_workflow("skillopt-pr-gate-sharded.yml")
+    # the workflow's comment: change the shard count in its two places (two shards keep CI short); the shard
+    # jobs upload artifacts, the gate job merges them and posts the check
+    scratch.copy_workflow("skillopt-pr-gate-sharded.yml", {"index: [1, 2, 3, 4]": "index: [1, 2]",
+                                                           "shard: ${{ matrix.index }}/4": "shard: ${{ matrix.index }}/2"})
     gp.git(scratch.origin, "checkout", "-q", "-B", "shout", "main")
     candidate = gp.SKILL + "- Write it in UPPERCASE.\n"
     head = scratch.write({"SKILL.md": candidate}, "shout")
@@ -266,14 +268,14 @@ def test_sharded_pr_gate_merges_a_matrix_of_shards_into_the_unsharded_check(scra
     code, log = scratch.act("pull_request", payload, "skillopt-pr-gate-sharded.yml", ref=head, jobs=1)
     assert code == 0, log[-6000:]
     shards = sorted(p.name for p in scratch.artifacts.iterdir() if p.name.startswith("skillopt-shard-"))
-    assert shards == [f"skillopt-shard-{i}" for i in (1, 2, 3, 4)], shards
+    assert shards == ["skillopt-shard-1", "skillopt-shard-2"], shards
     manifests = [json.loads((scratch.artifacts / s / "shard.json").read_text()) for s in shards]
-    assert sorted(m["shard"] for m in manifests) == [1, 2, 3, 4] and {m["of"] for m in manifests} == {4}
+    assert sorted(m["shard"] for m in manifests) == [1, 2] and {m["of"] for m in manifests} == {2}
     checks = scratch.fake.checks_on(REPO, head)
     assert len(checks) == 1 and checks[0]["conclusion"] == "success", checks
     assert "| val |" in checks[0]["output"]["summary"]
     merged = scratch.artifact_report()
-    assert merged["sharding"]["shards"] == 4 and merged["sharding"]["merge_calls"] == 0
+    assert merged["sharding"]["shards"] == 2 and merged["sharding"]["merge_calls"] == 0
     assert merged["spend"]["by_role"]["target"]["calls"] == sum(m["spend"]["calls"] for m in manifests) > 0
 
     # the same comparison unsharded, on this machine: the same scores, rows and decision
