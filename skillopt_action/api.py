@@ -20,6 +20,10 @@ Run directories: `out` is the run's directory, used as given. Otherwise every ru
 directory (trajectories, the optimize checkpoint) until you call `RunResult.write()`. Errors are
 `errors.SkillOptError` subclasses whose `exit_code` the CLI documents: ConfigError (2; `ConfigErrors` when
 `validate` found several), ProviderError (3), BudgetExceeded (4).
+
+Fan-out: `evaluate(..., shard=(i, n))` and `compare(..., shard=(i, n))` run one deterministic slice of the
+rollouts on this machine and return a `ShardRun` (its run directory is the artifact); `merge(dirs)` turns the
+n artifacts into the unsharded run's report and decision (shard.py explains how, also for the sequential gate).
 """
 
 from __future__ import annotations
@@ -30,21 +34,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from . import drift, evaluation, loop
+from . import shard as sharding
 from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, check_utf8, load_config, project_root_for
 from .errors import ConfigError, ConfigErrors
 from .gate import max_power_warning
 from .report import Report
 from .runtime import Runtime, quiet_log, write_json, write_text
 from .scorers import SCORER_TYPES, ScorerContext, check_tasks
+from .shard import ShardRun
+from .shard import parse_spec as parse_shard
 from .targets import make_target
 from .tasks import assign_splits, load_tasks
 from .types import Task
 from .yamlfile import Located, load
 
-__all__ = ["Config", "Report", "RunResult", "Validation", "WatchResult", "compare", "evaluate", "find_config",
-           "find_run", "load_config", "optimize", "runs_home", "validate", "watch"]
+__all__ = ["Config", "Report", "RunResult", "ShardRun", "Validation", "WatchResult", "compare", "evaluate",
+           "find_config", "find_run", "load_config", "merge", "optimize", "parse_shard", "runs_home", "validate",
+           "watch"]
 
 Log = Callable[[str], None]
 RUNS = Path(".skillopt") / "runs"  # under the project root: one directory per run, and `latest`
@@ -302,12 +311,27 @@ def validate(config: Config | str | Path | None = None) -> Validation:
     return Validation(cfg, tasks, splits, n_target, n_opt, warnings)
 
 
+@overload
+def evaluate(config: Config | str | Path | None = ..., *, skill: str | None = ..., splits: Sequence[str] = ...,
+             out: str | Path | None = ..., runs: str | Path | None = ..., log: Log | None = ...,
+             no_cache: bool = ..., keep_workspaces: bool = ..., shard: None = ...) -> RunResult: ...
+@overload
+def evaluate(config: Config | str | Path | None = ..., *, skill: str | None = ..., splits: Sequence[str] = ...,
+             out: str | Path | None = ..., runs: str | Path | None = ..., log: Log | None = ...,
+             no_cache: bool = ..., keep_workspaces: bool = ..., shard: tuple[int, int]) -> ShardRun: ...
 def evaluate(config: Config | str | Path | None = None, *, skill: str | None = None,
              splits: Sequence[str] = ("val",), out: str | Path | None = None, runs: str | Path | None = None,
-             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
-    """Score a skill (the text `skill`, default the config's skill file) on `splits` (train, val, test)."""
+             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False,
+             shard: tuple[int, int] | None = None) -> RunResult | ShardRun:
+    """Score a skill (the text `skill`, default the config's skill file) on `splits` (train, val, test).
+    With `shard=(i, n)`: run only shard i of n's rollouts into the run directory and decide nothing; `merge`
+    the n run directories for the report (see shard.py)."""
+    if shard is not None:
+        sharding.check_spec(shard)
     rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces)
     text = skill if skill is not None else read_skill(rt.cfg.skill_path)
+    if shard is not None:
+        return sharding.run_eval(rt, text, list(splits), shard)
     report = evaluation.evaluate(rt, text, list(splits))
     return RunResult(report, text, text, rt.out)
 
@@ -328,13 +352,58 @@ def optimize(config: Config | str | Path | None = None, *, skill: str | None = N
     return RunResult(report, baseline, best, rt.out)
 
 
+@overload
+def compare(config: Config | str | Path | None = ..., *, base_skill: str, candidate_skill: str,
+            splits: Sequence[str] = ..., out: str | Path | None = ..., runs: str | Path | None = ...,
+            log: Log | None = ..., no_cache: bool = ..., keep_workspaces: bool = ..., shard: None = ...) -> RunResult:
+    ...
+@overload
+def compare(config: Config | str | Path | None = ..., *, base_skill: str, candidate_skill: str,
+            splits: Sequence[str] = ..., out: str | Path | None = ..., runs: str | Path | None = ...,
+            log: Log | None = ..., no_cache: bool = ..., keep_workspaces: bool = ...,
+            shard: tuple[int, int]) -> ShardRun: ...
 def compare(config: Config | str | Path | None = None, *, base_skill: str, candidate_skill: str,
             splits: Sequence[str] = ("val", "test"), out: str | Path | None = None, runs: str | Path | None = None,
-            log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
-    """Gate the skill text `candidate_skill` against `base_skill` on the config's tasks (the val gate decides)."""
+            log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False,
+            shard: tuple[int, int] | None = None) -> RunResult | ShardRun:
+    """Gate the skill text `candidate_skill` against `base_skill` on the config's tasks (the val gate decides).
+    With `shard=(i, n)`: run only shard i of n's rollouts (for a sequential gate: every round the test could ask
+    of its tasks) and decide nothing; `merge` the n run directories for the decision."""
+    if shard is not None:
+        sharding.check_spec(shard)
     rt = _runtime(config, out, runs, "compare", log, no_cache, keep_workspaces)
+    if shard is not None:
+        return sharding.run_compare(rt, base_skill, candidate_skill, list(splits), shard)
     report = evaluation.compare(rt, base_skill, candidate_skill, list(splits))
     return RunResult(report, base_skill, candidate_skill, rt.out)
+
+
+def merge(shards: Sequence[str | Path], config: Config | str | Path | None = None, *, out: str | Path | None = None,
+          runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False) -> RunResult:
+    """Merge the run directories of the n shards of one `evaluate` / `compare` (`shard=(i, n)`) into the report
+    and the gate decision the unsharded run would have made: their rollouts fill the cache (same keys), then
+    the same evaluation runs over it; only a rollout no shard supplied costs a call. The config must be the one
+    the shards ran with (same commit). ConfigError (exit 2) for a missing, duplicate or foreign shard."""
+    found = sharding.read_shards(shards)  # checked before a run directory is made
+    rt = _runtime(config, out, runs, found.kind, log, no_cache, False)
+    sharding.check_config(rt, found)
+    cache = sharding.import_cache(rt, found)
+    before = rt.ledger.role_calls("target")
+    if found.kind == "eval":
+        text = found.skills["skill"]
+        report = evaluation.evaluate(rt, text, found.splits)
+        base, best = text, text
+    else:
+        base, best = found.skills["base"], found.skills["candidate"]
+        report = evaluation.compare(rt, base, best, found.splits)
+        sharding.sequential_rollouts(rt, found, cache, report, base, best)
+    merge_calls = rt.ledger.role_calls("target") - before
+    report.spend = sharding.combined_spend([s.manifest["spend"] for s in found.members], rt.ledger.to_dict(),
+                                           len(cache.served))
+    report.sharding = sharding.summary(rt, found, cache, merge_calls)
+    rt.log(f"merged {found.n} shard(s): {len(cache.served)} of {len(cache.imported)} shard rollouts used, "
+           f"{merge_calls} paid here")
+    return RunResult(report, base, best, rt.out)
 
 
 def read_skill(path: str | Path) -> str:

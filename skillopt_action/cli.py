@@ -50,12 +50,15 @@ exit codes:
 Run `skillopt COMMAND --help` for a command's options.
 Documentation: https://github.com/skillopt/skillopt-action#readme"""
 
-RUN_VERBS = ("eval", "optimize", "compare")
+SHARD_HELP = ("run only shard I of N of the rollouts (every sample of a task stays in one shard) into the run "
+              "directory, and decide nothing; then `skillopt merge` the N run directories (fan-out over a CI "
+              "matrix)")
+RUN_VERBS = ("eval", "optimize", "compare", "merge")
 GLOBALS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
     # dest: (flags, argparse settings, commands it applies to)
     "config": (("--config",), {"metavar": "PATH", "help": "the config file (default: .github/skillopt.yml in the "
                                "current directory or the nearest parent, up to the repository root)"},
-               ("init", "validate", "eval", "optimize", "compare", "report")),
+               ("init", "validate", "eval", "optimize", "compare", "report", "merge")),
     "out": (("--out",), {"metavar": "DIR", "help": "where runs are kept: each run gets a new directory in DIR, "
                          "named by its start time and command, and DIR/latest points at the newest (default: "
                          ".skillopt/runs in the project root)"}, RUN_VERBS),
@@ -65,7 +68,7 @@ GLOBALS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
                                                  "scoring, to inspect them (agent targets)"}, RUN_VERBS),
     "quiet": (("-q", "--quiet"), {"action": "store_true", "help": "no progress or notes on stderr (results and "
                                   "errors are still printed)"},
-              ("init", "validate", "eval", "optimize", "compare", "report", "schema", "action")),
+              ("init", "validate", "eval", "optimize", "compare", "report", "schema", "action", "merge")),
 }
 
 
@@ -139,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
                    help="which tasks to score: val (default; the held-out split the gate uses), train, test, or "
                    "all three")
     p.add_argument("--json", action="store_true", help="print the run directory and report.json as JSON on stdout")
+    p.add_argument("--shard", metavar="I/N", help=SHARD_HELP)
     _add_globals(p, "eval")
 
     p = command("optimize", "train the skill: rollouts, reflection, bounded edits, statistical gate",
@@ -164,7 +168,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skill", required=True, metavar="PATH", help="the changed skill to gate")
     p.add_argument("--splits", default="val,test", metavar="LIST", help="comma-separated splits to score "
                    "(default: val,test; the gate decides on val)")
+    p.add_argument("--shard", metavar="I/N", help=SHARD_HELP)
     _add_globals(p, "compare")
+
+    p = command("merge", "merge the run directories of a sharded eval or compare into its report",
+                "Merge the run directories (or downloaded artifacts) of the N shards of one `eval --shard` or "
+                "`compare --shard` run: their rollouts fill the cache and the report and gate decision are "
+                "exactly those of the unsharded run. Run it on the same commit as the shards. Exit 2 when a "
+                "shard is missing, given twice, or from another config or skill.")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="a shard's run directory, or a directory holding "
+                   "several (searched for shard.json)")
+    p.add_argument("--json", action="store_true", help="print the run directory and report.json as JSON on stdout")
+    _add_globals(p, "merge")
 
     p = command("report", "show a run's report in the terminal",
                 "Show a run's report: the scores, every edit tried with the gate's verdict, the skill diff and the "
@@ -284,8 +299,23 @@ def cmd_validate(args, paths: Paths) -> int:
     return EXIT_OK
 
 
+def _shard_done(args, paths: Paths, run: api.ShardRun) -> int:
+    m = run.manifest
+    if getattr(args, "json", False):
+        print(json.dumps({"run_dir": paths.show(run.out), "shard": m}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    tasks = sum(len(v) for v in m["tasks"].values())
+    print(f"shard {m['shard']}/{m['of']}: {m['rollouts']} rollout(s) of {tasks} task(s) in {paths.show(run.out)}")
+    print(f"then: skillopt merge DIR... with the run directories of all {m['of']} shard(s)")
+    return EXIT_OK
+
+
 def cmd_eval(args, paths: Paths) -> int:
     splits = ["train", "val", "test"] if args.split == "all" else [args.split]
+    if args.shard:
+        run = api.evaluate(args.config, skill=api.read_skill(args.skill) if args.skill else None, splits=splits,
+                           shard=api.parse_shard(args.shard), **_run_options(args))
+        return _shard_done(args, paths, run)
     result = api.evaluate(args.config, skill=api.read_skill(args.skill) if args.skill else None, splits=splits,
                           **_run_options(args))
     result.write()
@@ -315,6 +345,12 @@ def cmd_optimize(args, paths: Paths) -> int:
 
 
 def cmd_compare(args, paths: Paths) -> int:
+    if args.shard:
+        run = api.compare(args.config, base_skill=api.read_skill(args.base_skill),
+                          candidate_skill=api.read_skill(args.skill),
+                          splits=[s.strip() for s in args.splits.split(",") if s.strip()],
+                          shard=api.parse_shard(args.shard), **_run_options(args))
+        return _shard_done(args, paths, run)
     result = api.compare(args.config, base_skill=api.read_skill(args.base_skill),
                          candidate_skill=api.read_skill(args.skill),
                          splits=[s.strip() for s in args.splits.split(",") if s.strip()], **_run_options(args))
@@ -322,6 +358,25 @@ def cmd_compare(args, paths: Paths) -> int:
     g = result.report.gate
     print(("passes the gate: " if result.improved else "does not pass the gate: ")
           + (g["reason"] if g else "no val tasks"))
+    print(f"report: {paths.show(result.out / 'report.md')}")
+    return EXIT_OK
+
+
+def cmd_merge(args, paths: Paths) -> int:
+    result = api.merge(args.dirs, args.config, runs=Path(args.out) if args.out else None, log=_log(args),
+                       no_cache=args.no_cache)
+    result.write()
+    if args.json:
+        print(json.dumps({"run_dir": paths.show(result.out), "report": result.report.to_dict()}, indent=2,
+                         ensure_ascii=False, default=str))
+        return EXIT_OK
+    r = result.report
+    if r.kind == "compare":
+        print(("passes the gate: " if result.improved else "does not pass the gate: ")
+              + (r.gate["reason"] if r.gate else "no val tasks"))
+    else:
+        for split, s in r.scores.items():
+            print(f"{split}: {s['baseline']:.3f} ({s['n']} tasks x {s['samples']} samples)")
     print(f"report: {paths.show(result.out / 'report.md')}")
     return EXIT_OK
 
@@ -370,7 +425,7 @@ def cmd_schema(args, paths: Paths) -> int:
 
 
 VERBS = {"init": cmd_init, "validate": cmd_validate, "eval": cmd_eval, "optimize": cmd_optimize,
-         "compare": cmd_compare, "report": cmd_report, "schema": cmd_schema, "action": cmd_action}
+         "compare": cmd_compare, "merge": cmd_merge, "report": cmd_report, "schema": cmd_schema, "action": cmd_action}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace | int:

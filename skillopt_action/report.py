@@ -6,7 +6,7 @@
   gates {split: gate}, tasks {split: [{id, baseline, best, delta, feedback}]}, epochs, total_steps, steps [...],
   accepted_edits, rejected_edits, flags (edits that copy task output text verbatim), diff, changed_lines,
   chart (Mermaid xychart-beta source), spend {calls, cache_hits, input_tokens, output_tokens, usd, by_role},
-  models, gate_settings, wall_time_s.
+  models, gate_settings, sharding (a merged sharded run, else null), wall_time_s.
 
 Nothing here writes a file unless asked: `Report.write(out_dir)` writes report.json and report.md.
 """
@@ -55,6 +55,7 @@ class Report:
     ablation: dict[str, Any] | None = None  # each kept edit's marginal contribution; carried edits removed
     transfer: list[dict[str, Any]] | None = None  # the final skill on the config's `transfer:` targets
     regressions: list[dict[str, Any]] = field(default_factory=list)  # tasks that got worse, with answer + feedback
+    sharding: dict[str, Any] | None = None  # a merged sharded run: shards, rollouts drawn and used, wall times
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
 
@@ -78,7 +79,7 @@ class Report:
         order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
                  "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
                  "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
-                 "search", "ablation", "transfer", "regressions", "wall_time_s"]
+                 "search", "ablation", "transfer", "regressions", "sharding", "wall_time_s"]
         return {**{k: d[k] for k in order}, **extra}
 
     @classmethod

@@ -76,7 +76,7 @@ def test_settings_from_env_reads_inputs_and_refuses_bad_ones():
            "INPUT_REVIEWERS": "alice, bob", "INPUT_COMMAND": "optimize"}
     s = settings_from_env(env)
     assert (s.api_url, s.dry_run, s.reviewers, s.command, s.labels) == ("http://127.0.0.1:9/api/v3", True, ("alice", "bob"), "optimize", ("skillopt",))
-    with pytest.raises(ConfigError, match="auto, optimize or eval"):
+    with pytest.raises(ConfigError, match="auto, optimize, eval or merge"):
         settings_from_env(env | {"INPUT_COMMAND": "deploy"})
     with pytest.raises(ConfigError, match="true or false"):
         settings_from_env(env | {"INPUT_DRY-RUN": "maybe"})
@@ -86,6 +86,20 @@ def test_settings_from_env_reads_inputs_and_refuses_bad_ones():
     assert (s.gate_drafts, s.bot_login, s.actor) == (True, "my-app[bot]", "al")
     with pytest.raises(ConfigError, match="gate-drafts"):
         settings_from_env(env | {"INPUT_GATE-DRAFTS": "sometimes"})
+
+
+def test_shard_and_merge_inputs_are_for_the_pull_request_gate():
+    env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": "e.json", "GITHUB_REPOSITORY": REPO,
+           "INPUT_GITHUB-TOKEN": "tok"}
+    assert settings_from_env(env | {"INPUT_SHARD": "2/4"}).shard == (2, 4)
+    merge = settings_from_env(env | {"INPUT_COMMAND": "merge", "INPUT_SHARDS": "dl"})
+    assert (merge.command, merge.shard, merge.shards) == ("merge", None, "dl")
+    with pytest.raises(ConfigError, match="must be i/n"):
+        settings_from_env(env | {"INPUT_SHARD": "5/4"})
+    with pytest.raises(ConfigError, match="different jobs"):
+        settings_from_env(env | {"INPUT_SHARD": "1/4", "INPUT_COMMAND": "merge"})
+    with pytest.raises(ConfigError, match="pull request gate"):
+        settings_from_env(env | {"GITHUB_EVENT_NAME": "schedule", "INPUT_SHARD": "1/4"})
 
 
 # ---- commands and authorisation

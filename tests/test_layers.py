@@ -20,7 +20,7 @@ FLOORS: list[set[str]] = [
      "targets.base", "scorers.base"},
     {"config", "config_schema", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers",
      "targets"},
-    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop"},
+    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop", "shard"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
     {"cli", "init", "github", "__main__"},
 ]

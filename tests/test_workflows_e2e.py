@@ -11,8 +11,10 @@ hour later, as a delayed schedule would run it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import github_project as gp
@@ -115,7 +117,7 @@ class Scratch:
         self.main_sha = self.push("main")
 
     def act(self, event: str, payload: dict, workflow: str, *, ref: str | None = None, clock: float = MONDAY,
-            actor: str = "octocat", app: bool = False) -> tuple[int, str]:
+            actor: str = "octocat", app: bool = False, jobs: int | None = None) -> tuple[int, str]:
         self.runs += 1
         ev = self.tmp / f"event-{self.runs}.json"
         ev.write_text(json.dumps(payload))
@@ -130,6 +132,7 @@ class Scratch:
                "E2E_APP_TOKEN": APP_TOKEN, "E2E_APP_SLUG": "skillopt-app"}
         standins = {"actions/checkout@v4": "checkout", "actions/setup-python@v5": "setup-python",
                     "actions/cache@v4": "cache", "actions/upload-artifact@v4": "upload-artifact",
+                    "actions/download-artifact@v4": "download-artifact",
                     "actions/create-github-app-token@v2": "create-github-app-token"}
         cmd = ["act", event, "-W", f".github/workflows/{workflow}", "-P", "ubuntu-latest=-self-hosted",
                "--eventpath", str(ev), "-a", actor, "--action-cache-path", str(self.tmp / f"act-{self.runs}"),
@@ -139,6 +142,8 @@ class Scratch:
             cmd += ["--local-repository", f"{ref_}={STANDINS / d}"]
         for k, v in env.items():
             cmd += ["--env", f"{k}={v}"]
+        if jobs is not None:  # act runs a matrix on one host: one job at a time keeps them off each other's venv
+            cmd += ["--concurrent-jobs", str(jobs)]
         if app:
             cmd += ["--var", "SKILLOPT_APP_ID=424242", "-s", "SKILLOPT_APP_PRIVATE_KEY=-----BEGIN KEY-----"]
         proc = subprocess.run(cmd, cwd=self.origin, capture_output=True, text=True, timeout=900)
@@ -247,6 +252,43 @@ def test_pr_gate_on_a_repository_whose_skill_is_agents_md(scratch):
                             "skillopt-pr-gate.yml", ref=bot_head, actor=APP_BOT)
     assert code == 0, log[-5000:]
     assert scratch.fake.checks_on(REPO, bot_head) == [] and len(scratch.model.requests) == n
+
+
+def test_sharded_pr_gate_merges_a_matrix_of_shards_into_the_unsharded_check(scratch):
+    # the workflow's comment: change the shard count in its two places (two shards keep CI short); the shard
+    # jobs upload artifacts, the gate job merges them and posts the check
+    scratch.copy_workflow("skillopt-pr-gate-sharded.yml", {"index: [1, 2, 3, 4]": "index: [1, 2]",
+                                                           "shard: ${{ matrix.index }}/4": "shard: ${{ matrix.index }}/2"})
+    gp.git(scratch.origin, "checkout", "-q", "-B", "shout", "main")
+    candidate = gp.SKILL + "- Write it in UPPERCASE.\n"
+    head = scratch.write({"SKILL.md": candidate}, "shout")
+    scratch.push("shout")
+    pr = scratch.fake.add_pull(scratch.repo, head_ref="shout", head_sha=head, base_ref="main", title="shout")
+    payload = gp.pull_request_payload(REPO, pr["number"], "shout", head, scratch.main_sha)
+    code, log = scratch.act("pull_request", payload, "skillopt-pr-gate-sharded.yml", ref=head, jobs=1)
+    assert code == 0, log[-6000:]
+    shards = sorted(p.name for p in scratch.artifacts.iterdir() if p.name.startswith("skillopt-shard-"))
+    assert shards == ["skillopt-shard-1", "skillopt-shard-2"], shards
+    manifests = [json.loads((scratch.artifacts / s / "shard.json").read_text()) for s in shards]
+    assert sorted(m["shard"] for m in manifests) == [1, 2] and {m["of"] for m in manifests} == {2}
+    checks = scratch.fake.checks_on(REPO, head)
+    assert len(checks) == 1 and checks[0]["conclusion"] == "success", checks
+    assert "| val |" in checks[0]["output"]["summary"]
+    merged = scratch.artifact_report()
+    assert merged["sharding"]["shards"] == 2 and merged["sharding"]["merge_calls"] == 0
+    assert merged["spend"]["by_role"]["target"]["calls"] == sum(m["spend"]["calls"] for m in manifests) > 0
+
+    # the same comparison unsharded, on this machine: the same scores, rows and decision
+    base = tmp_base = scratch.tmp / "unsharded"
+    gp.git(scratch.origin, "worktree", "add", "-q", "--detach", str(tmp_base), scratch.main_sha)
+    (base / "cand.md").write_text(candidate)
+    code = subprocess.run([sys.executable, "-m", "skillopt_action", "compare", "--quiet", "--no-cache", "--out",
+                           str(base / "runs"), "--base-skill", str(base / "SKILL.md"), "--skill", str(base / "cand.md")],
+                          cwd=base, env={**os.environ, "OPENAI_API_KEY": MODEL_KEY}).returncode
+    assert code == 0
+    whole = json.loads((base / "runs" / "latest" / "report.json").read_text())
+    for key in ("scores", "tasks", "gates", "improved"):
+        assert merged[key] == whole[key], key
 
 
 def test_commands_workflow_answers_a_maintainers_eval(scratch):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api import parse_shard as parse_spec
 from ..errors import ConfigError
 
 BOT_SUFFIX = "[bot]"
@@ -25,7 +26,7 @@ class Settings:
     workspace: str
     token: str
     config: str = ".github/skillopt.yml"
-    command: str = "auto"  # auto | optimize | eval
+    command: str = "auto"  # auto | optimize | eval | merge
     dry_run: bool = False
     epochs: int | None = None
     labels: tuple[str, ...] = ("skillopt",)
@@ -36,6 +37,8 @@ class Settings:
     bot_login: str = ""  # whose comments are ours when the token cannot say (GitHub App tokens)
     gate_drafts: bool = False  # gate draft pull requests too (default: a neutral note until ready for review)
     actor: str = ""  # GITHUB_ACTOR: who triggered the run
+    shard: tuple[int, int] | None = None  # pull request gate: run only this shard's rollouts (input `shard: i/n`)
+    shards: str = "skillopt-shards"  # command merge: where the shard jobs' artifacts were downloaded
 
     @property
     def run_url(self) -> str:
@@ -92,8 +95,17 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
             "no GitHub token", fix="pass `github-token: ${{ secrets.GITHUB_TOKEN }}` (the default) to the action"
         )
     command = _input(env, "command", "auto").lower()
-    if command not in ("auto", "optimize", "eval"):
-        raise ConfigError(f"input `command` must be auto, optimize or eval, not {command!r}", fix="command: auto")
+    if command not in ("auto", "optimize", "eval", "merge"):
+        raise ConfigError(f"input `command` must be auto, optimize, eval or merge, not {command!r}",
+                          fix="command: auto (or merge, in the job after a matrix of `shard: i/n` jobs)")
+    shard = parse_spec(_input(env, "shard"), "input `shard`") if _input(env, "shard") else None
+    if shard is not None and command == "merge":
+        raise ConfigError("inputs `shard` and `command: merge` go to different jobs", fix="give `shard: i/n` to "
+                          "the matrix jobs and `command: merge` to the one job that needs them")
+    event = env.get("GITHUB_EVENT_NAME", "")
+    if (shard is not None or command == "merge") and event not in ("pull_request", "pull_request_target"):
+        raise ConfigError(f"sharding (input `shard` / `command: merge`) is for the pull request gate, not the "
+                          f"{event!r} event", fix="see README, \"Scaling out\", for scheduled runs")
     return Settings(
         event_name=env["GITHUB_EVENT_NAME"],
         event_path=env["GITHUB_EVENT_PATH"],
@@ -116,6 +128,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         bot_login=_input(env, "bot-login"),
         gate_drafts=parse_bool(_input(env, "gate-drafts", "false"), "input `gate-drafts`"),
         actor=env.get("GITHUB_ACTOR", ""),
+        shard=shard,
+        shards=_input(env, "shards", "skillopt-shards"),
     )
 
 

@@ -31,6 +31,7 @@ class Result:
     pr_number: int | None = None
     pr_url: str = ""
     pr_operation: str = ""
+    shard_path: str = ""  # a shard job's run directory: the artifact the merge job downloads
     exit_code: int = EXIT_OK
 
     def outputs(self) -> dict[str, str]:
@@ -47,6 +48,7 @@ class Result:
             "pr-url": self.pr_url,
             "pr-operation": self.pr_operation,
             "report-path": self.report_path,
+            "shard-path": self.shard_path,
         }
 
 

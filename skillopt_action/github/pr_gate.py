@@ -10,6 +10,8 @@ body to say that they describe a human's commit.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from github.GithubException import GithubException
 
 from .. import api, fmt, redact
@@ -56,6 +58,9 @@ def handle(ctx: Context) -> None:
     ref = ctx.t.pull
     assert ref is not None
     ctx.result.pr_number = ref.number
+    if ctx.s.shard is not None:
+        shard(ctx, ref)
+        return
     can = ctx.access(fork=ref.is_fork)
     if ref.is_fork:
         note = FORK_NOTE.format(fork=ref.head_repo)
@@ -83,6 +88,55 @@ def handle(ctx: Context) -> None:
     report = gate(ctx, ref.head_sha, ref.base_sha, ref.number, command=None)
     if report is not None and not ctx.t.dry_run:
         bot_pr_pushed_by_human(ctx, ref.number, ref.head_sha, report, pusher=ref.sender)
+
+
+def shard(ctx: Context, ref) -> None:
+    """One job of a sharded gate (input `shard: i/n`): this shard's rollouts of the comparison, into a run
+    directory the workflow uploads (output `shard-path`). It posts nothing and decides nothing: the job with
+    `command: merge` gates the pull request (and posts the neutral notes for forks and drafts)."""
+    assert ctx.s.shard is not None
+    i, n = ctx.s.shard
+    if ref.is_fork or (ref.draft and not ctx.s.gate_drafts):
+        ctx.result.title = f"shard {i}/{n}: nothing to run"
+        ctx.log("a fork's or a draft's pull request: no rollouts (the merge job posts the check's note)")
+        return
+    base_skill, candidate, config = skills_of(ctx, ref.head_sha, ref.base_sha)
+    if config is None or candidate is None or candidate == base_skill:
+        ctx.result.title = f"shard {i}/{n}: nothing to run"
+        ctx.log("no config on the base branch, or the skill file is unchanged or missing: no rollouts (the merge "
+                "job says which on the check)")
+        return
+    run = api.compare(config, base_skill=base_skill, candidate_skill=candidate, out=ctx.out_dir(f"shard-{i}-of-{n}"),
+                      log=stderr_log, shard=(i, n))
+    ctx.result.shard_path = str(run.out)
+    ctx.result.title = f"shard {i}/{n} of #{ref.number}: {run.rollouts} rollout(s)"
+    ctx.log(f"shard {i}/{n}: {run.rollouts} rollout(s) in {run.out}; the merge job gates the pull request")
+
+
+def skills_of(ctx: Context, head_sha: str, base_sha: str) -> tuple[str, str | None, Path | None]:
+    """(base skill, candidate skill or None when the PR deletes it, the base's config or None when it has none)."""
+    base = ctx.base_snapshot(base_sha)
+    config = base / ctx.s.config
+    if not config.is_file():
+        return "", None, None
+    skill_path = load_config(str(config)).skill
+    base_skill = ctx.read_text(base / skill_path, f"skill file {skill_path} on the base branch")
+    return base_skill, prs.file_at(ctx.repo, skill_path, head_sha), config
+
+
+def merged(ctx: Context, config: Path, base_skill: str, candidate: str, out: Path) -> api.RunResult:
+    """The comparison from the shard jobs' artifacts (`command: merge`), checked to be this pull request's."""
+    where = Path(ctx.s.workspace) / ctx.s.shards
+    if not where.is_dir() or not any(where.rglob("shard.json")):
+        raise ConfigError(f"no shard artifacts in `{ctx.s.shards}`: the shard jobs failed or uploaded nothing (see "
+                          "their logs)", None, None, "fix the failed shard job(s) and re-run all jobs; the merge job "
+                          "must `needs:` them and download their artifacts into the `shards` input's directory")
+    result = api.merge([where], config, out=out, log=stderr_log)
+    if (result.baseline_skill, result.best_skill) != (base_skill, candidate):
+        raise ConfigError(f"the shard artifacts in {ctx.s.shards} scored other skill texts than this pull request's "
+                          "base and head", None, None, "download only this workflow run's shard artifacts (the "
+                          "merge job must `needs:` the matrix of shard jobs of the same run)")
+    return result
 
 
 def post_neutral(ctx: Context, head_sha: str, title: str, summary: str) -> None:
@@ -142,8 +196,11 @@ def gate(ctx: Context, head_sha: str, base_sha: str, number: int, command: str |
                              f"{skill_path} unchanged")
             return None
         out = ctx.out_dir("compare")
-        report = ctx.record(api.compare(config, base_skill=base_skill, candidate_skill=candidate, out=out,
-                                        log=stderr_log), primary=primary)
+        if ctx.s.command == "merge":
+            result = merged(ctx, config, base_skill, candidate, out)
+        else:
+            result = api.compare(config, base_skill=base_skill, candidate_skill=candidate, out=out, log=stderr_log)
+        report = ctx.record(result, primary=primary)
     except ConfigError as exc:
         if run is not None:
             checks.complete(run, conclusion="failure", title="skillopt could not score: invalid config",
