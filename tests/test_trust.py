@@ -11,8 +11,8 @@ import re
 import threading
 from pathlib import Path
 
-import pytest
 import github_project as gp
+import pytest
 from github_project import REPO, TOKEN, World
 from github_server import FakeGitHub
 from helpers import write_project
