@@ -46,6 +46,7 @@ exit codes:
   2  invalid config, task file or command line (the message names file:line and the fix)
   3  a model provider failed after retries
   4  a budget cap was hit before the baseline was measured
+  5  (action) GitHub refused a write the run needs; the message names the setting or permission
 
 Run `skillopt COMMAND --help` for a command's options.
 Documentation: https://github.com/skillopt/skillopt-action#readme"""

@@ -216,7 +216,9 @@ def test_weekly_second_run_restores_cache_and_memory_a_week_later(scratch):
     assert dropped[0]["reason"] == "previously rejected by the gate (in a bundle)"  # gate.mode: paired
     run2 = scratch.model.requests[n:]
     baseline = [r for r in run2 if r.model == "target-model" and "UPPERCASE" not in (r.system or "")]
-    assert baseline == [], "every rollout of the unchanged skill came from the restored cache"
+    # every rollout of the unchanged skill came from the restored cache, except the new samples the ablation of
+    # the accepted edit draws (leaving the edit out is the unchanged skill, compared on more samples)
+    assert len(baseline) <= second["ablation"]["rollouts"], (len(baseline), second["ablation"])
     assert second["improved"] and second["spend"]["cache_hits"] > 0
     pulls = scratch.fake.pulls_of(REPO)
     assert len(pulls) == 1 and pulls[0]["user"] == APP_BOT
