@@ -163,5 +163,5 @@ def test_every_module_imports_on_its_own_in_a_fresh_interpreter(order):
             "    for k in [k for k in sys.modules if k.startswith('skillopt_action')]:\n"
             "        del sys.modules[k]\n"
             "    importlib.import_module(n)\n")
-    r = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
