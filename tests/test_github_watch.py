@@ -21,8 +21,8 @@ TITLE = "skillopt: skill drift in SKILL.md"
 
 
 class Target:
-    """The target answers each word in capitals (what every task wants) unless the word is in `wrong`; it reports
-    `model` as the model that answered (None: the model asked for)."""
+    """The target answers each word in capitals (what every task wants) unless the word is in `wrong` and the skill
+    does not say UPPERCASE; it reports `model` as the model that answered (None: the model asked for)."""
 
     def __init__(self):
         self.wrong: set[str] = set()
@@ -32,7 +32,8 @@ class Target:
         if req.model == "optimizer-model":
             return Text(gp.edits_json(gp.EDIT_TEXT))
         word = gp.answer("", req.last_user_text or "")
-        return Text(word if word in self.wrong else word.upper(), model=self.model)
+        wrong = word in self.wrong and "UPPERCASE" not in (req.system or "")
+        return Text(word if wrong else word.upper(), model=self.model)
 
 
 @pytest.fixture
@@ -172,6 +173,31 @@ def test_dry_run_and_record_baseline(world, target):
     assert set(stored(world)["val"].values()) == {0.0}
     assert drift_issues(world)[0]["state"] == "closed"
     assert "recorded again by request" in world.fake.comments_on(REPO, number)[-1]["body"]
+
+
+def test_optimize_on_drift_retrains_in_the_same_job(world, target):
+    assert run_watch(world, optimize_on_drift="true") == 0
+    assert world.fake.pulls_of(REPO) == [] and world.model_calls() == len(val_words(world))  # no drift: no training
+    target.wrong = set(gp.WORDS)
+    assert run_watch(world, optimize_on_drift="true") == 0
+    out = world.outputs()
+    assert out["drifted"] == "true" and len(drift_issues(world)) == 1 and out["issue-number"]
+    pulls = world.fake.pulls_of(REPO)
+    assert len(pulls) == 1 and out["pr-operation"] == "created" and out["pr-number"] == str(pulls[0]["number"])
+    assert gp.EDIT_TEXT in world.fake.files_at(world.repo, "skillopt/skill")["SKILL.md"].decode()
+
+
+def test_a_token_without_the_permission_a_write_needs_names_it(world, target):
+    world.fake.add_token("ghs_no_contents", gp.BOT, installation=True, permissions={"contents": "read"})
+    assert run_watch(world, github_token="ghs_no_contents") == 5
+    assert "contents: write" in world.summary() and f"refs/heads/{DATA_BRANCH}" not in world.repo.refs
+    assert run_watch(world) == 0  # the baseline, with the default token
+
+    world.fake.add_token("ghs_no_issues", gp.BOT, installation=True, permissions={"issues": "read"})
+    target.wrong = set(gp.WORDS)
+    assert run_watch(world, github_token="ghs_no_issues") == 5
+    assert "issues: write" in world.summary() and drift_issues(world) == []
+    assert world.outputs()["drifted"] == "true"
 
 
 def test_a_damaged_stored_baseline_is_a_clear_error(world, target):
