@@ -124,6 +124,10 @@ def test_a_drop_opens_one_drift_issue_a_second_drop_updates_it_and_recovery_clos
 
 
 def test_a_new_model_identity_alone_is_drift_and_no_drift_opens_no_issue(world, target):
+    # a pull request with the drift label and title is not the drift issue (the issues API lists pull requests too)
+    pr = world.fake.add_pull(world.repo, head_ref="someone/branch", head_sha=world.main_sha, base_ref="main",
+                             title=TITLE, body="not an issue")
+    pr["labels"].append("skillopt-drift")
     assert run_watch(world) == 0
     assert run_watch(world) == 0
     assert drift_issues(world) == [] and world.writes() == []
@@ -138,6 +142,7 @@ def test_a_new_model_identity_alone_is_drift_and_no_drift_opens_no_issue(world, 
     assert "reports a different model: target-model -> target-model-2027-01-15 @\u200boctocat\\|x" in body
     assert "**target-model-2027-01-15 @\u200boctocat\\|x**" in body and "the val score moved" not in body
     assert "@octocat" not in body
+    assert pr["body"] == "not an issue" and world.fake.comments_on(REPO, pr["number"]) == []
 
 
 def test_a_person_closing_the_issue_accepts_the_drift_as_the_new_baseline(world, target):

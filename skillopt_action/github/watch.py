@@ -42,6 +42,7 @@ from ..render import render
 from ..runtime import stderr_log
 from ..text import clip
 from . import access, baselines, default_branch
+from . import pull_request as prs
 from .context import Context
 from .present import inline
 
@@ -128,12 +129,14 @@ def find_issue(repo, skill_path: str) -> tuple[DriftIssue | None, Any]:
     title = issue_title(skill_path)
     found = []
     for issue in repo.get_issues(state="all", labels=[DRIFT_LABEL], sort="created", direction="desc"):
-        if issue.pull_request is None and issue.title == title:
+        # the issues API lists pull requests too; their html_url says so without a GET per item
+        if issue.title == title and "/pull/" not in issue.html_url:
             found.append(issue)
     if not found:
         return None, None
     issue = next((i for i in found if i.state == "open"), found[0])
-    closer = issue.closed_by.login if issue.state == "closed" and issue.closed_by is not None else None
+    # who closed it is on the single issue, not in the list (GitHub leaves `closed_by` out of list items)
+    closer = prs.closed_by(repo, issue.number) if issue.state == "closed" else None
     return DriftIssue(issue.number, issue.html_url, issue.state == "open", closer, issue.body or ""), issue
 
 
