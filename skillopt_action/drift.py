@@ -61,6 +61,9 @@ def compare(stored: dict[str, Any], current: dict[str, Any], alpha: float) -> di
     if old and new and old != new:
         reasons.append(f"the target reports a different model: {', '.join(sorted(old))} -> "
                        f"{', '.join(sorted(new))}")
+    if common and 2 / 2 ** len(common) >= alpha:  # even every task moving one way could not reach alpha
+        reasons.append(f"note: {len(common)} val task(s) are too few for the paired test to call a score change at "
+                       f"alpha {alpha:g} (it needs at least {min_tasks(alpha)}); only a model change is detected")
     if stored.get("skill_hash") != current.get("skill_hash"):
         reasons.append("note: the skill itself changed since the baseline was recorded")
     drifted = any(not r.startswith("note:") for r in reasons)
@@ -68,6 +71,14 @@ def compare(stored: dict[str, Any], current: dict[str, Any], alpha: float) -> di
         reasons.insert(0, f"no drift: {delta:+.3f} over {len(common)} tasks (p={p:.3g})" if deltas else
                        "no drift: no common tasks to compare")
     return {"drifted": drifted, "reasons": reasons, "delta": delta, "p_value": p, "tasks": len(common)}
+
+
+def min_tasks(alpha: float) -> int:
+    """The fewest tasks with which the two-sided sign-flip test can reach `alpha` (all moving the same way)."""
+    n = 1
+    while 2 / 2 ** n >= alpha:
+        n += 1
+    return n
 
 
 def baseline_id(data: dict[str, Any]) -> str:
