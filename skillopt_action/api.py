@@ -58,6 +58,7 @@ __all__ = ["Config", "Report", "RunResult", "ShardRun", "Validation", "WatchResu
 Log = Callable[[str], None]
 RUNS = Path(".skillopt") / "runs"  # under the project root: one directory per run, and `latest`
 LATEST = "latest"
+BASELINE = Path(".skillopt") / "baseline.json"  # under the project root: the drift watch's stored scores
 KINDS = ("optimize", "eval", "compare", "watch")
 _RUN_NAME = re.compile(r"^(\d{8}-\d{6})-(optimize|eval|compare|watch)(?:-(\d+))?$")
 
@@ -427,30 +428,45 @@ class WatchResult:
     p_value: float | None  # two-sided paired sign-flip p over tasks
     report: Report
     recorded: bool  # True when there was no baseline and this run recorded one
+    out: Path | None = None  # the run directory (trajectories.jsonl; `report.write(out)` adds the report)
+    path: Path | None = None  # the baseline file compared with (or just written)
 
     def write(self, path: str | Path) -> Path:
         """Store this run's scores as the new baseline (after a reviewed change, or to start watching)."""
         return write_baseline(Path(path), self.current)
 
+    def rows(self) -> list[dict]:
+        """Every task: baseline score, current score and change, worst change first (`drift.rows`)."""
+        return drift.rows(self.baseline, self.current)
 
-def watch(config: Config | str | Path | None = None, *, baseline: str | Path, alpha: float = 0.05,
+    def view(self) -> dict:
+        """The reasons and the per-task table as plain rows (`drift.view`), as the CLI and GitHub show them."""
+        return drift.view(self.baseline, self.current, self.reasons)
+
+
+def watch(config: Config | str | Path | None = None, *, baseline: str | Path | None = None, alpha: float = 0.05,
           out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None) -> WatchResult:
     """Re-score the config's skill on val with fresh samples (no cache) and compare it, task by task, with the
     stored baseline: drift is a paired change beyond noise (two-sided sign-flip p < alpha over tasks) or a change
-    of the model identity the target reports. Without a baseline file, this run's scores become the baseline."""
-    rt = _runtime(config, out, runs, "watch", log, True, False)
+    of the model identity the target reports. Without a baseline file (default `<project root>/.skillopt/
+    baseline.json`), this run's scores become the baseline."""
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be between 0 and 1, not {alpha:g}", None, None,
+                          "pass e.g. --alpha 0.05 (a smaller alpha needs a larger change before it calls drift)")
+    cfg = _config(config)
+    rt = _runtime(cfg, out, runs, "watch", log, True, False)
     skill = read_skill(rt.cfg.skill_path)
     result = evaluation.evaluate(rt, skill, ["val"])
     current = drift.snapshot(rt, skill, result)
-    path = Path(baseline)
+    path = Path(baseline) if baseline is not None else cfg.root / BASELINE
     if not path.is_file():
         write_baseline(path, current)
         return WatchResult(False, [f"no baseline yet: recorded this run's scores in {path}"], current, current,
-                           None, None, result, True)
+                           None, None, result, True, rt.out, path)
     stored = drift.read_baseline(path)
     verdict = drift.compare(stored, current, alpha)
     return WatchResult(verdict["drifted"], verdict["reasons"], stored, current, verdict["delta"],
-                       verdict["p_value"], result, False)
+                       verdict["p_value"], result, False, rt.out, path)
 
 
 def write_baseline(path: Path, data: dict) -> Path:

@@ -20,10 +20,11 @@ from typing import Any
 
 from . import __version__, api, terminal
 from .config import project_root_for, schema_json
-from .errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, ConfigError, ConfigErrors, SkillOptError
+from .errors import EXIT_DRIFT, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, ConfigError, ConfigErrors, SkillOptError
 from .github import action
 from .init import init
 from .redact import guard_streams
+from .render import render
 from .report import render_markdown
 from .runtime import quiet_log, stderr_log
 
@@ -39,6 +40,7 @@ getting started:
   skillopt validate              check them (every problem at once, with file:line and a fix)
   skillopt eval                  score the current skill on the val split
   skillopt optimize              train it; then `skillopt report` shows what was tried and kept
+  skillopt watch                 later (e.g. weekly): has the score moved, or the model changed? (drift)
 
 exit codes:
   0  the command completed (optimize: also when no edit passed the gate)
@@ -47,6 +49,7 @@ exit codes:
   3  a model provider failed after retries
   4  a budget cap was hit before the baseline was measured
   5  (action) GitHub refused a write the run needs; the message names the setting or permission
+  6  watch: drift (the score moved beyond noise, or the target reports another model)
 
 Run `skillopt COMMAND --help` for a command's options.
 Documentation: https://github.com/skillopt/skillopt-action#readme"""
@@ -59,17 +62,17 @@ GLOBALS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
     # dest: (flags, argparse settings, commands it applies to)
     "config": (("--config",), {"metavar": "PATH", "help": "the config file (default: .github/skillopt.yml in the "
                                "current directory or the nearest parent, up to the repository root)"},
-               ("init", "validate", "eval", "optimize", "compare", "report", "merge")),
+               ("init", "validate", "eval", "optimize", "compare", "report", "merge", "watch")),
     "out": (("--out",), {"metavar": "DIR", "help": "where runs are kept: each run gets a new directory in DIR, "
                          "named by its start time and command, and DIR/latest points at the newest (default: "
-                         ".skillopt/runs in the project root)"}, RUN_VERBS),
+                         ".skillopt/runs in the project root)"}, (*RUN_VERBS, "watch")),
     "no_cache": (("--no-cache",), {"action": "store_true", "help": "neither read nor write the call cache (use "
                                    "after editing a script a `command` scorer runs)"}, RUN_VERBS),
     "keep_workspaces": (("--keep-workspaces",), {"action": "store_true", "help": "keep agent workspaces after "
                                                  "scoring, to inspect them (agent targets)"}, RUN_VERBS),
     "quiet": (("-q", "--quiet"), {"action": "store_true", "help": "no progress or notes on stderr (results and "
                                   "errors are still printed)"},
-              ("init", "validate", "eval", "optimize", "compare", "report", "schema", "action", "merge")),
+              ("init", "validate", "eval", "optimize", "compare", "report", "watch", "schema", "action", "merge")),
 }
 
 
@@ -181,6 +184,22 @@ def parser() -> argparse.ArgumentParser:
                    "several (searched for shard.json)")
     p.add_argument("--json", action="store_true", help="print the run directory and report.json as JSON on stdout")
     _add_globals(p, "merge")
+
+    p = command("watch", "re-score the skill and compare it with the stored baseline (drift)",
+                "Re-score the config's skill on the val split with fresh samples (never from the cache) and compare "
+                "it task by task with the stored baseline: drift is a change beyond noise (two-sided paired "
+                "sign-flip test over the tasks, p < --alpha) or a change of the model the target reports. Without "
+                "a baseline file, this run's scores become the baseline. Exit 0: no drift (or a baseline was "
+                "recorded); 6: drift; 2: a bad config or baseline file.")
+    p.add_argument("--baseline", metavar="FILE", help="the stored scores (default: .skillopt/baseline.json in the "
+                   "project root); written by the first watch, and by --record")
+    p.add_argument("--alpha", type=float, default=0.05, metavar="A", help="significance level of the paired test "
+                   "(default 0.05)")
+    p.add_argument("--record", action="store_true", help="after comparing, store this run's scores as the new "
+                   "baseline (accept the change, e.g. after a reviewed skill edit or a model upgrade); exits 0")
+    p.add_argument("--json", action="store_true", help="print the verdict, the reasons and the per-task rows as "
+                   "JSON on stdout")
+    _add_globals(p, "watch")
 
     p = command("report", "show a run's report in the terminal",
                 "Show a run's report: the scores, every edit tried with the gate's verdict, the skill diff and the "
@@ -382,6 +401,41 @@ def cmd_merge(args, paths: Paths) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args, paths: Paths) -> int:
+    baseline = Path(args.baseline) if args.baseline else None
+    result = api.watch(args.config, baseline=baseline, alpha=args.alpha,
+                       runs=Path(args.out) if args.out else None, log=_log(args))
+    if result.out is not None:
+        result.report.write(result.out)
+    path = result.path or api.BASELINE
+    if args.record and not result.recorded:
+        result.write(path)
+    view = result.view()
+    code = EXIT_DRIFT if result.drifted and not args.record else EXIT_OK
+    if args.json:
+        print(json.dumps({"drifted": result.drifted, "recorded": result.recorded or args.record,
+                          "reasons": [paths.text(r) for r in result.reasons], "delta": result.delta,
+                          "p_value": result.p_value, "baseline_file": paths.show(path.resolve()),
+                          "run_dir": paths.show(result.out) if result.out else None,
+                          "tasks": result.rows(), "models": {"baseline": view["models_before"],
+                                                                  "now": view["models_now"]}},
+                         indent=2, ensure_ascii=False))
+        return code
+    head = "drift" if result.drifted else "no baseline yet" if result.recorded else "no drift"
+    view["reasons"] = [paths.text(r) if r.startswith(("no ", "note:")) else f"drift: {paths.text(r)}"
+                       for r in result.reasons]
+    print(f"{head}: {paths.show(path.resolve())}")
+    width = min(120, shutil.get_terminal_size((100, 24)).columns)
+    sys.stdout.write(terminal.render(render("drift.md.j2", d=view), colour=_colour("auto"), width=width))
+    if args.record and not result.recorded:
+        print(f"recorded this run's scores as the new baseline in {paths.show(path.resolve())}")
+    elif result.drifted:
+        print("accept the new scores with `skillopt watch --record`, or retrain with `skillopt optimize`")
+    if result.out is not None:
+        print(f"report: {paths.show(result.out / 'report.md')}")
+    return code
+
+
 def _colour(choice: str) -> bool:
     if choice != "auto":
         return choice == "always"
@@ -426,7 +480,8 @@ def cmd_schema(args, paths: Paths) -> int:
 
 
 VERBS = {"init": cmd_init, "validate": cmd_validate, "eval": cmd_eval, "optimize": cmd_optimize,
-         "compare": cmd_compare, "merge": cmd_merge, "report": cmd_report, "schema": cmd_schema, "action": cmd_action}
+         "compare": cmd_compare, "merge": cmd_merge, "report": cmd_report, "watch": cmd_watch, "schema": cmd_schema,
+         "action": cmd_action}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace | int:

@@ -6,6 +6,8 @@ Exit codes:
   2  invalid config, task file or command line (the message names file:line and the fix)
   3  a model provider failed (after retries) or could not be reached
   4  a budget cap (max_usd / max_calls) was hit before the baseline was measured
+  6  `skillopt watch` found drift: the skill's score moved beyond noise, or the target reports another model
+     (5 is the GitHub Action's: GitHub refused a write)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ EXIT_INTERNAL = 1
 EXIT_INVALID = 2
 EXIT_PROVIDER = 3
 EXIT_BUDGET = 4
+EXIT_DRIFT = 6
 
 
 class SkillOptError(Exception):

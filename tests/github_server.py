@@ -7,7 +7,7 @@ parameter or an invalid body gets a 4xx answer AND is recorded in `server.violat
 that list stays empty.
 
 The server keeps enough state to assert what the bot did: repositories, git objects (blobs, flat
-trees, commits) and refs, pull requests, issue comments (paginated like GitHub, with Link headers),
+trees, commits) and refs, pull requests, issues (listed with the pull requests, as GitHub does), issue comments (paginated like GitHub, with Link headers),
 reactions, labels, requested reviewers, check runs and collaborator permissions. Responses carry the
 fields PyGithub reads, with URLs pointing back at this server (under /api/v3, like GitHub Enterprise
 Server, so nothing can work by accident against api.github.com).
@@ -54,6 +54,7 @@ WRITES = {
     "git/create-ref": ("contents",), "git/update-ref": ("contents",), "git/delete-ref": ("contents",),
     "git/create-commit": ("contents",), "git/create-tree": ("contents",),
     "pulls/create": ("pull_requests",), "pulls/update": ("pull_requests",), "pulls/request-reviewers": ("pull_requests",),
+    "issues/create": ("issues",), "issues/update": ("issues",),
     "issues/create-comment": ("issues", "pull_requests"), "issues/update-comment": ("issues", "pull_requests"),
     "reactions/create-for-issue-comment": ("issues", "pull_requests"), "issues/add-labels": ("issues", "pull_requests"),
     "checks/create": ("checks",), "checks/update": ("checks",),
@@ -225,6 +226,7 @@ class FakeGitHub:
         self.tokens: dict[str, dict] = {}  # token -> {"login", "type", "installation": bool}
         self.users: dict[str, dict] = {}
         self.pulls: dict[tuple[str, int], dict] = {}
+        self.issues: dict[tuple[str, int], dict] = {}  # plain issues; numbered with the pull requests
         self.issue_counter: dict[str, int] = {}
         self.comments: dict[int, dict] = {}
         self.check_runs: dict[int, dict] = {}
@@ -332,6 +334,24 @@ class FakeGitHub:
             self.pulls[(repo.full_name, number)] = pr
             return pr
 
+    def add_issue(self, repo: Repo, *, title: str, body: str = "", user: str = "octocat",
+                  labels: list[str] | None = None) -> dict:
+        with self.lock:
+            self.issue_counter[repo.full_name] += 1
+            number = self.issue_counter[repo.full_name]
+            issue = {"number": number, "id": self.next_id(), "title": title, "body": body, "state": "open",
+                     "state_reason": None, "user": user, "labels": list(labels or []), "created_at": _now(),
+                     "updated_at": _now(), "closed_at": None, "closed_by": None}
+            self.issues[(repo.full_name, number)] = issue
+            return issue
+
+    def close_issue(self, repo: Repo, number: int, by: str) -> dict:
+        """A person closes an issue (in the web UI)."""
+        with self.lock:
+            issue = self.issues[(repo.full_name, number)]
+            issue.update(state="closed", state_reason="completed", closed_at=_now(), closed_by=by, updated_at=_now())
+            return issue
+
     def add_comment(self, repo: Repo, issue_number: int, body: str, user: str) -> dict:
         with self.lock:
             cid = self.next_id()
@@ -350,6 +370,10 @@ class FakeGitHub:
     # ---- queries for tests
     def pulls_of(self, full_name: str) -> list[dict]:
         return [p for (r, _), p in sorted(self.pulls.items()) if r == full_name]
+
+    def issues_of(self, full_name: str) -> list[dict]:
+        """The plain issues (not pull requests) of a repository, oldest first."""
+        return [i for (r, _), i in sorted(self.issues.items()) if r == full_name]
 
     def comments_on(self, full_name: str, number: int) -> list[dict]:
         return [c for c in sorted(self.comments.values(), key=lambda c: c["id"]) if c["repo"] == full_name and c["issue_number"] == number]
@@ -398,6 +422,16 @@ class FakeGitHub:
                          "repo": self.repo_json(repo), "user": self.user_json(repo.owner)}}
 
     def issue_json(self, repo: Repo, pr: dict) -> dict:
+        if "head_ref" not in pr:  # a plain issue
+            url = f"{self.base}/repos/{repo.full_name}/issues/{pr['number']}"
+            return {k: pr[k] for k in ("id", "number", "state", "state_reason", "title", "body", "created_at", "updated_at",
+                                       "closed_at")} | {
+                "node_id": f"I_{pr['id']}", "user": self.user_json(pr["user"]),
+                "labels": [{"id": i + 1, "name": n, "color": "ededed", "default": False,
+                            "url": f"{self.base}/repos/{repo.full_name}/labels/{n}"} for i, n in enumerate(pr["labels"])],
+                "closed_by": self.user_json(pr["closed_by"]) if pr.get("closed_by") else None,
+                "url": url, "html_url": f"{self.host}/{repo.full_name}/issues/{pr['number']}", "comments_url": f"{url}/comments",
+                "comments": len(self.comments_on(repo.full_name, pr["number"])), "locked": False, "assignees": []}
         j = self.pull_json(repo, pr)
         return {k: j[k] for k in ("id", "node_id", "number", "state", "title", "body", "user", "labels", "created_at", "updated_at", "closed_at")} | {
             "closed_by": self.user_json(pr["closed_by"]) if pr.get("closed_by") else None,
@@ -482,6 +516,13 @@ class FakeGitHub:
         if pr is None:
             raise ApiError(404, "Not Found")
         return pr
+
+    def _issue(self, repo: Repo, number: Any) -> dict:
+        """An issue or a pull request (they share numbers, and the issues API serves both)."""
+        found = self.issues.get((repo.full_name, int(number))) or self.pulls.get((repo.full_name, int(number)))
+        if found is None:
+            raise ApiError(404, "Not Found")
+        return found
 
     def _comment(self, repo: Repo, cid: Any) -> dict:
         c = self.comments.get(int(cid))
@@ -657,20 +698,48 @@ class FakeGitHub:
                     pr["requested_reviewers"].append(r)
             return 201, self.pull_json(repo, pr), {}
         if op_id == "issues/get":
-            return 200, self.issue_json(repo, self._pull(repo, v["issue_number"])), {}
+            return 200, self.issue_json(repo, self._issue(repo, v["issue_number"])), {}
+        if op_id == "issues/list-for-repo":
+            state = q.get("state", ["open"])[0]
+            wanted = [x.strip() for x in q.get("labels", [""])[0].split(",") if x.strip()]
+            creator = q.get("creator", [None])[0]
+            items = [i for i in self.issues_of(repo.full_name) + self.pulls_of(repo.full_name)
+                     if (state == "all" or i["state"] == state) and all(x in i["labels"] for x in wanted)
+                     and (creator is None or i["user"] == creator)]
+            key = {"updated": "updated_at", "comments": "number"}.get(q.get("sort", ["created"])[0], "created_at")
+            items.sort(key=lambda i: (i[key], i["number"]), reverse=q.get("direction", ["desc"])[0] == "desc")
+            return self._page([self.issue_json(repo, i) for i in items], q, f"{base}/issues")
+        if op_id == "issues/create":
+            issue = self.add_issue(repo, title=str(body["title"]), body=body.get("body") or "", user=login,
+                                   labels=[x if isinstance(x, str) else x["name"] for x in body.get("labels") or []])
+            return 201, self.issue_json(repo, issue), {}
+        if op_id == "issues/update":
+            issue = self._issue(repo, v["issue_number"])
+            for key in ("title", "body"):
+                if key in body:
+                    issue[key] = body[key]
+            if "labels" in body:
+                issue["labels"] = [x if isinstance(x, str) else x["name"] for x in body["labels"]]
+            if body.get("state") == "closed" and issue["state"] == "open":
+                issue.update(state="closed", closed_at=_now(), closed_by=login,
+                             state_reason=body.get("state_reason") or "completed")
+            elif body.get("state") == "open" and issue["state"] == "closed":
+                issue.update(state="open", closed_at=None, closed_by=None, state_reason="reopened")
+            issue["updated_at"] = _now()
+            return 200, self.issue_json(repo, issue), {}
         if op_id == "issues/add-labels":
-            pr = self._pull(repo, v["issue_number"])
+            pr = self._issue(repo, v["issue_number"])
             for label in body["labels"]:
                 name = label if isinstance(label, str) else label["name"]
                 if name not in pr["labels"]:
                     pr["labels"].append(name)
             return 200, self.pull_json(repo, pr)["labels"], {}
         if op_id == "issues/list-comments":
-            self._pull(repo, v["issue_number"])
+            self._issue(repo, v["issue_number"])
             items = [self.comment_json(c) for c in self.comments_on(repo.full_name, int(v["issue_number"]))]
             return self._page(items, q, f"{base}/issues/{v['issue_number']}/comments")
         if op_id == "issues/create-comment":
-            self._pull(repo, v["issue_number"])
+            self._issue(repo, v["issue_number"])
             return 201, self.comment_json(self.add_comment(repo, int(v["issue_number"]), body["body"], login)), {}
         if op_id == "issues/get-comment":
             return 200, self.comment_json(self._comment(repo, v["comment_id"])), {}
@@ -789,6 +858,7 @@ class FakeGitHub:
                 "violations": list(self.violations),
                 "requests": copy.deepcopy(self.requests),
                 "pulls": [dict(p, repo=r) for (r, _), p in sorted(self.pulls.items())],
+                "issues": [dict(i, repo=r) for (r, _), i in sorted(self.issues.items())],
                 "comments": sorted(self.comments.values(), key=lambda c: c["id"]),
                 "check_runs": sorted(self.check_runs.values(), key=lambda c: c["id"]),
                 "refs": {name: dict(r.refs) for name, r in self.repos.items()},

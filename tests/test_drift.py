@@ -9,7 +9,7 @@ import pytest
 from helpers import COUNTRIES, write_project
 from model_server import ModelServer, Text
 
-from skillopt_action import api
+from skillopt_action import api, drift
 from skillopt_action.errors import ConfigError
 
 CAPITAL = {c.split(":")[0]: c.split(":")[1] for c in COUNTRIES}
@@ -60,3 +60,13 @@ def test_a_damaged_baseline_is_a_clear_error(tmp_path):
         with pytest.raises(ConfigError) as exc:
             api.watch(cfg, baseline=baseline, out=tmp_path / "w")
     assert "baseline" in str(exc.value) and "delete it" in str(exc.value)
+
+
+def test_too_few_val_tasks_for_the_test_are_named_and_a_model_change_is_still_drift():
+    base = {"val": {f"t{i}": 1.0 for i in range(4)}, "target": "openai:m", "reported_models": ["m"], "skill_hash": "h"}
+    now = {**base, "val": {f"t{i}": 0.0 for i in range(4)}}
+    verdict = drift.compare(base, now, 0.05)
+    assert not verdict["drifted"] and verdict["delta"] == -1.0  # 4 tasks all worse: p = 0.125, never below 0.05
+    assert any("too few for the paired test" in r and "at least 6" in r for r in verdict["reasons"])
+    assert drift.compare(base, {**now, "reported_models": ["m-2"]}, 0.05)["drifted"]
+    assert drift.min_tasks(0.05) == 6 and drift.min_tasks(0.1) == 5

@@ -76,7 +76,7 @@ def test_settings_from_env_reads_inputs_and_refuses_bad_ones():
            "INPUT_REVIEWERS": "alice, bob", "INPUT_COMMAND": "optimize"}
     s = settings_from_env(env)
     assert (s.api_url, s.dry_run, s.reviewers, s.command, s.labels) == ("http://127.0.0.1:9/api/v3", True, ("alice", "bob"), "optimize", ("skillopt",))
-    with pytest.raises(ConfigError, match="auto, optimize, eval or merge"):
+    with pytest.raises(ConfigError, match="auto, optimize, eval, watch or merge"):
         settings_from_env(env | {"INPUT_COMMAND": "deploy"})
     with pytest.raises(ConfigError, match="true or false"):
         settings_from_env(env | {"INPUT_DRY-RUN": "maybe"})
@@ -86,6 +86,10 @@ def test_settings_from_env_reads_inputs_and_refuses_bad_ones():
     assert (s.gate_drafts, s.bot_login, s.actor) == (True, "my-app[bot]", "al")
     with pytest.raises(ConfigError, match="gate-drafts"):
         settings_from_env(env | {"INPUT_GATE-DRAFTS": "sometimes"})
+    s = settings_from_env(env | {"INPUT_COMMAND": "watch", "INPUT_RECORD_BASELINE": "true", "INPUT_DRIFT-ALPHA": "0.1"})
+    assert (s.command, s.record_baseline, s.drift_alpha, s.optimize_on_drift) == ("watch", True, 0.1, False)
+    with pytest.raises(ConfigError, match="drift-alpha.*between 0 and 1"):
+        settings_from_env(env | {"INPUT_DRIFT-ALPHA": "5%"})
 
 
 def test_shard_and_merge_inputs_are_for_the_pull_request_gate():

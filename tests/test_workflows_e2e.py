@@ -307,3 +307,34 @@ def test_commands_workflow_answers_a_maintainers_eval(scratch):
     assert len(checks) == 1 and checks[0]["conclusion"] == "success"
     bot = [x for x in scratch.fake.comments_on(REPO, pr["number"]) if x["user"] == "github-actions[bot]"]
     assert len(bot) == 1 and "passes the gate" in bot[0]["body"]
+
+
+def test_watch_workflow_records_a_baseline_then_opens_a_drift_issue_and_retrains(scratch):
+    scratch.copy_workflow("skillopt-watch.yml")  # the README: copy it unchanged
+    upper = {"on": True}
+
+    def respond(req):  # the target first answers every task right; then only a skill that says UPPERCASE does
+        if req.model == "optimizer-model":
+            return Text(edits_json(gp.EDIT_TEXT))
+        system = "UPPERCASE" if upper["on"] else (req.system or "")
+        return Text(gp.answer(system, req.last_user_text or ""))
+
+    scratch.model.responder = respond
+    code, log = scratch.act("schedule", schedule("41 5 * * 3"), "skillopt-watch.yml")
+    assert code == 0, log[-5000:]
+    baseline = json.loads(scratch.fake.files_at(scratch.repo, "skillopt-data")["baselines/skill.json"])
+    assert set(baseline["val"].values()) == {1.0} and scratch.fake.issues_of(REPO) == []
+    assert (scratch.artifacts / "skillopt-watch" / "report.json").is_file()
+    assert scratch.fake.pulls_of(REPO) == [], "no drift: the retrain job did not run"
+
+    # the model behind the same name changed: drift -> one issue with the table, and the retrain job opens the
+    # bot pull request whose edit brings the score back
+    upper["on"] = False
+    code, log = scratch.act("schedule", schedule("41 5 * * 3"), "skillopt-watch.yml")
+    assert code == 0, log[-5000:]
+    issues = scratch.fake.issues_of(REPO)
+    assert len(issues) == 1 and issues[0]["labels"] == ["skillopt-drift"]
+    assert "the val score moved -1.000" in issues[0]["body"] and "| task | baseline | now | Δ |" in issues[0]["body"]
+    pulls = scratch.fake.pulls_of(REPO)
+    assert len(pulls) == 1 and pulls[0]["head_ref"] == "skillopt/skill"
+    assert gp.EDIT_TEXT in scratch.fake.files_at(scratch.repo, "skillopt/skill")["SKILL.md"].decode()

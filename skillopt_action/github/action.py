@@ -3,12 +3,14 @@
 `run(env)` reads the runner's environment (GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_REPOSITORY,
 GITHUB_API_URL, GITHUB_SERVER_URL, GITHUB_RUN_ID, GITHUB_SHA, GITHUB_WORKSPACE, GITHUB_ACTOR, INPUT_*), writes
 GITHUB_OUTPUT and GITHUB_STEP_SUMMARY, and returns the process exit code. Each trigger has its handler module:
-`default_branch` (schedule, workflow_dispatch), `pr_gate` (pull_request), `comment_commands` (issue_comment);
-`execute` carries out the bot pull request's plan. The core runs in-process through the public API.
+`default_branch` (schedule, workflow_dispatch), `watch` (the same events with `command: watch`), `pr_gate`
+(pull_request), `comment_commands` (issue_comment); `execute` carries out the bot pull request's plan. The core
+runs in-process through the public API.
 
 Exit codes: those of the CLI (0 done, 1 internal error, 2 invalid config or input, 3 model provider failed,
-4 budget cap hit before the baseline) and 5: GitHub refused a write the run needs (the repository setting that
-lets Actions open pull requests, or a permission the token lacks); the job summary says which and how to fix it.
+4 budget cap hit before the baseline; a watch that finds drift exits 0, the drift issue being the signal) and
+5: GitHub refused a write the run needs (the repository setting that lets Actions open pull requests, or a
+permission the token lacks); the job summary says which and how to fix it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from github.GithubException import GithubException
 
 from .. import redact
 from ..errors import EXIT_INTERNAL, ConfigError, SkillOptError
-from . import access, comment_commands, default_branch, pr_gate
+from . import access, comment_commands, default_branch, pr_gate, watch
 from .context import Context
 from .event import Settings, parse_trigger, settings_from_env
 from .outputs import Result, annotation, write_outputs, write_summary
@@ -33,6 +35,7 @@ from .outputs import Result, annotation, write_outputs, write_summary
 HANDLERS: dict[str, Callable[[Context], None]] = {
     "optimize": default_branch.optimize,
     "eval": default_branch.evaluate,
+    "watch": watch.handle,
     "pull_request": pr_gate.handle,
     "comment": comment_commands.handle,
 }

@@ -26,7 +26,7 @@ class Settings:
     workspace: str
     token: str
     config: str = ".github/skillopt.yml"
-    command: str = "auto"  # auto | optimize | eval | merge
+    command: str = "auto"  # auto | optimize | eval | watch | merge
     dry_run: bool = False
     epochs: int | None = None
     labels: tuple[str, ...] = ("skillopt",)
@@ -39,6 +39,9 @@ class Settings:
     actor: str = ""  # GITHUB_ACTOR: who triggered the run
     shard: tuple[int, int] | None = None  # pull request gate: run only this shard's rollouts (input `shard: i/n`)
     shards: str = "skillopt-shards"  # command merge: where the shard jobs' artifacts were downloaded
+    record_baseline: bool = False  # watch: store this run's scores as the new drift baseline
+    drift_alpha: float = 0.05  # watch: significance level of the paired drift test
+    optimize_on_drift: bool = False  # watch: run `optimize` (the bot pull request) in the same job on drift
 
     @property
     def run_url(self) -> str:
@@ -78,6 +81,16 @@ def parse_epochs(value: str, what: str) -> int | None:
     return n
 
 
+def parse_alpha(value: str, what: str) -> float:
+    try:
+        alpha = float(value)
+    except ValueError:
+        alpha = -1.0
+    if not 0 < alpha < 1:
+        raise ConfigError(f"{what} must be a number between 0 and 1, not {value!r}", fix=f"set {what} to e.g. 0.05")
+    return alpha
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in value.replace("\n", ",").split(",") if x.strip())
 
@@ -95,8 +108,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
             "no GitHub token", fix="pass `github-token: ${{ secrets.GITHUB_TOKEN }}` (the default) to the action"
         )
     command = _input(env, "command", "auto").lower()
-    if command not in ("auto", "optimize", "eval", "merge"):
-        raise ConfigError(f"input `command` must be auto, optimize, eval or merge, not {command!r}",
+    if command not in ("auto", "optimize", "eval", "watch", "merge"):
+        raise ConfigError(f"input `command` must be auto, optimize, eval, watch or merge, not {command!r}",
                           fix="command: auto (or merge, in the job after a matrix of `shard: i/n` jobs)")
     shard = parse_spec(_input(env, "shard"), "input `shard`") if _input(env, "shard") else None
     if shard is not None and command == "merge":
@@ -130,6 +143,9 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         actor=env.get("GITHUB_ACTOR", ""),
         shard=shard,
         shards=_input(env, "shards", "skillopt-shards"),
+        record_baseline=parse_bool(_input(env, "record-baseline", "false"), "input `record-baseline`"),
+        drift_alpha=parse_alpha(_input(env, "drift-alpha", "0.05"), "input `drift-alpha`"),
+        optimize_on_drift=parse_bool(_input(env, "optimize-on-drift", "false"), "input `optimize-on-drift`"),
     )
 
 
@@ -155,7 +171,8 @@ class PullRef:
 class Trigger:
     """What started the run, reduced to what the handlers need.
 
-    kind: "optimize" (schedule / workflow_dispatch / command=optimize), "comment" (issue_comment),
+    kind: "optimize" (schedule / workflow_dispatch / command=optimize), "eval" and "watch" (the same events with
+    command=eval / command=watch), "comment" (issue_comment),
     "pull_request", or "ignore" (with `reason`).
     """
 
@@ -204,6 +221,13 @@ def parse_trigger(settings: Settings, payload: Mapping[str, Any]) -> Trigger:
                 )
         if settings.command == "eval":
             return Trigger(kind="eval", event=ev, default_branch=default_branch, dry_run=dry_run)
+        if settings.command == "watch":
+            record = settings.record_baseline
+            raw = str(inputs.get("record-baseline", inputs.get("record_baseline", "")) or "").strip()
+            if ev == "workflow_dispatch" and raw:
+                record = record or parse_bool(raw, "workflow_dispatch input `record-baseline`")
+            return Trigger(kind="watch", event=ev, default_branch=default_branch, dry_run=dry_run,
+                           extra={"record_baseline": record})
         return Trigger(kind="optimize", event=ev, default_branch=default_branch, epochs=epochs, dry_run=dry_run)
     if ev == "issue_comment":
         action = payload.get("action")

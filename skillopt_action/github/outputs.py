@@ -1,9 +1,10 @@
 """What an Action run produced, and how it is reported back to the runner: the step outputs (GITHUB_OUTPUT),
 the job summary (GITHUB_STEP_SUMMARY) and annotations (workflow commands on stdout).
 
-`pr-operation` is one of: created, updated, closed, unchanged, none (the bot PR's lifecycle), failed (GitHub
-refused to open it), would-create, would-update, would-close (dry runs), and empty for runs that do not manage
-the bot PR (pull request gates and comment commands).
+`drifted` (watch runs; empty otherwise) is true when the drift watch found drift; `issue-number` / `issue-url`
+name the drift issue it opened, updated, reopened or closed. `pr-operation` is one of: created, updated, closed,
+unchanged, none (the bot PR's lifecycle), failed (GitHub refused to open it), would-create, would-update,
+would-close (dry runs), and empty for runs that do not manage the bot PR (pull request gates and comment commands).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Result:
     pr_url: str = ""
     pr_operation: str = ""
     shard_path: str = ""  # a shard job's run directory: the artifact the merge job downloads
+    drifted: str = ""  # watch: "true" / "false"
+    issue_number: int | None = None  # watch: the drift issue
+    issue_url: str = ""
     exit_code: int = EXIT_OK
 
     def outputs(self) -> dict[str, str]:
@@ -49,6 +53,9 @@ class Result:
             "pr-operation": self.pr_operation,
             "report-path": self.report_path,
             "shard-path": self.shard_path,
+            "drifted": self.drifted,
+            "issue-number": str(self.issue_number or ""),
+            "issue-url": self.issue_url,
         }
 
 
@@ -74,6 +81,8 @@ def write_summary(path: str | None, result: Result, run_url: str) -> None:
     if not path:
         return
     lines = list(result.lines)
+    if result.issue_url:
+        lines.append(f"drift issue: [#{result.issue_number}]({result.issue_url})")
     if result.pr_url:
         lines.append(
             f"pull request: [#{result.pr_number}]({result.pr_url})"
