@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import BudgetExceeded, EmptyAnswer, ProviderError, TransientError
-from .redact import append_json, redact, write_json
+from .redact import Appender, redact, write_json
 from .types import Reply, Usage
 
 T = TypeVar("T")
@@ -120,14 +120,15 @@ class Ledger:
 
     def __post_init__(self):
         self._lock = threading.Lock()
+        self._appender = Appender(self.journal) if self.journal is not None else None
 
     def _role(self, role: str) -> RoleSpend:
         return self.roles.setdefault(role, RoleSpend())
 
     def _record(self, event: dict) -> None:
         """Journal one event (called under the lock, so lines are in the order the counts changed)."""
-        if self.journal is not None:
-            append_json(self.journal, event)
+        if self._appender is not None:
+            self._appender.append_json(event)
 
     def open_journal(self, path: Path, *, resume: bool) -> tuple[int, int]:
         """Journal every event to `path` from now on. With `resume`, first replay the events already in it (the
@@ -147,6 +148,9 @@ class Ledger:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("", encoding="utf-8")
             self.journal = path
+            if self._appender is not None:
+                self._appender.close()
+            self._appender = Appender(path)
         return replayed, skipped
 
     def _apply(self, ev: dict) -> None:

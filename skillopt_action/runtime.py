@@ -175,3 +175,10 @@ class Runtime:
 
     def rollouts(self, skill: str, split: str, samples: int, label: str) -> dict[str, list[Rollout]]:
         return self.engine.run(skill, self.splits[split], samples, label=label)
+
+    def rollouts_of(self, skills: list[str], split: str, samples: int, labels: list[str]
+                    ) -> list[dict[str, list[Rollout]]]:
+        """Rollouts of several skills on one split through one work queue (no barrier between the skills)."""
+        tasks = self.splits[split]
+        return self.engine.run_phases([(skill, tasks, samples, label) for skill, label in zip(skills, labels,
+                                                                                             strict=True)])
