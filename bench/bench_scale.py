@@ -150,7 +150,8 @@ def run_worker(kind: str, server: Loopback, n_tasks: int, samples: int, concurre
             "--tasks", str(n_tasks), "--samples", str(samples), "--concurrency", str(concurrency)]
     if profile is not None:
         argv += ["--profile", str(profile)]
-    env = {**os.environ, "BENCH_KEY": "bench", "PYTHONPATH": str(ROOT)}
+    # BENCH_CODE=DIR measures another checkout's skillopt_action (e.g. the commit before a change) with this bench
+    env = {**os.environ, "BENCH_KEY": "bench", "PYTHONPATH": os.environ.get("BENCH_CODE", str(ROOT))}
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{out.stderr[-3000:]}")

@@ -198,16 +198,19 @@ class RolloutEngine:
             self._recorded.add(key)
         self._rows.append_json({"phase": label, **r.to_dict(), "cached": r.cached})  # one write: whole lines
 
-    def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "") -> dict[str, list[Rollout]]:
+    def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "", *,
+            transcripts: bool = True) -> dict[str, list[Rollout]]:
         """Run every task `samples` times; returns {task_id: [rollout per sample]} in a deterministic order.
-        Long phases report progress on the log every PROGRESS_EVERY seconds."""
-        return self.run_phases([(skill, tasks, samples, label)])[0]
+        Long phases report progress on the log every PROGRESS_EVERY seconds. `transcripts=False` drops each
+        rollout's transcript once it is recorded (a gate needs scores, not conversations: memory stays small)."""
+        return self.run_phases([(skill, tasks, samples, label)], transcripts=transcripts)[0]
 
-    def run_phases(self, phases: list[tuple[str, list[Task], int, str]]) -> list[dict[str, list[Rollout]]]:
+    def run_phases(self, phases: list[tuple[str, list[Task], int, str]], *,
+                   transcripts: bool = True) -> list[dict[str, list[Rollout]]]:
         """Several phases (skill, tasks, samples, label) through one work queue, with no barrier between them
         (a slow last rollout of one phase does not idle the others' slots); one {task_id: [rollouts]} each."""
         jobs = [(skill, t, s, label) for skill, tasks, samples, label in phases for t in tasks for s in range(samples)]
-        results = iter(self._run_jobs(jobs, phases[0][3] if len(phases) == 1 else "rollouts"))
+        results = iter(self._run_jobs(jobs, phases[0][3] if len(phases) == 1 else "rollouts", transcripts))
         out = []
         for _skill, tasks, samples, _label in phases:
             d: dict[str, list[Rollout]] = {t.id: [] for t in tasks}
@@ -221,12 +224,15 @@ class RolloutEngine:
         """Run the given (skill, task, sample index) rollouts, concurrently; results in the order of `jobs`."""
         return self._run_jobs([(skill, task, sample, label) for skill, task, sample in jobs], label)
 
-    def _run_jobs(self, jobs: list[tuple[str, Task, int, str]], what: str) -> list[Rollout]:
+    def _run_jobs(self, jobs: list[tuple[str, Task, int, str]], what: str, transcripts: bool = True
+                  ) -> list[Rollout]:
         """One work queue for all the jobs, `concurrency` workers; results in the order of `jobs`."""
         done = [0, time.monotonic()]
 
         def one(job: tuple[str, Task, int, str]) -> Rollout:
             r = self._one(*job)
+            if not transcripts:
+                r.completion.transcript = []
             with self._write_lock:
                 done[0] += 1
                 if self.log and time.monotonic() - done[1] >= self.PROGRESS_EVERY and done[0] < len(jobs):
