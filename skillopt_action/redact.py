@@ -313,10 +313,13 @@ class Appender:
 
     def _write(self, line: str) -> None:
         data = (line.rstrip("\n") + "\n").encode("utf-8")
-        with self._lock:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(self._fd, data)
+        fd = self._fd
+        if fd is None:
+            with self._lock:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = self._fd
+        os.write(fd, data)  # one write on an O_APPEND descriptor is atomic: no lock, writers never queue
 
     def reopen(self) -> None:
         """Close the descriptor; the next line opens the file at `path` again (after it was replaced)."""
