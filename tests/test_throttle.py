@@ -26,14 +26,14 @@ def key(monkeypatch):
 
 def capital(req):
     country = req.last_user_text.split("capital of ")[1].rstrip("?")
-    return Hang(0.3, then=Text(CAPITAL[country]))
+    return Hang(0.5, then=Text(CAPITAL[country]))
 
 
 def test_a_provider_limit_is_learned_from_the_first_429s_and_held(tmp_path):
     """16 workers, a provider that takes 4 at a time: once the first 429s taught the engine the limit, the server
     never again sees more than 4 calls at once, and every rollout finishes with its real answer."""
     limit, workers = 4, 16
-    with ModelServer(responder=capital, max_in_flight=limit, limit_retry_after=0.3) as server:
+    with ModelServer(responder=capital, max_in_flight=limit, limit_retry_after=0.5) as server:
         cfg = write_project(tmp_path, base_url=server.openai_base_url, splits=(0, 16, 0),
                             extra={"concurrency": workers, "gate": {"samples": 3},
                                    "retries": {"attempts": 6, "base_delay": 0.01, "max_delay": 0.05}})
