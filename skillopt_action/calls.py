@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import BudgetExceeded, EmptyAnswer, ProviderError, TransientError
-from .redact import append_json, redact, write_json
+from .redact import Appender, redact, write_json
 from .types import Reply, Usage
 
 T = TypeVar("T")
@@ -116,18 +116,21 @@ class Ledger:
     max_usd: float | None = None
     max_calls: int | None = None
     roles: dict[str, RoleSpend] = field(default_factory=dict)
-    journal: Path | None = None  # spend.jsonl: one line per event, appended before the event takes effect
+    journal: Path | None = None  # spend.jsonl: one line per event; a call's line is appended before it is sent
 
     def __post_init__(self):
         self._lock = threading.Lock()
+        self._appender = Appender(self.journal) if self.journal is not None else None
 
     def _role(self, role: str) -> RoleSpend:
         return self.roles.setdefault(role, RoleSpend())
 
     def _record(self, event: dict) -> None:
-        """Journal one event (called under the lock, so lines are in the order the counts changed)."""
-        if self.journal is not None:
-            append_json(self.journal, event)
+        """Journal one event: one `write` on the open journal, outside the ledger's lock (32 rollouts must not queue
+        behind each other's disk writes). A call's line is written before its request is sent; the order of lines
+        of different threads does not matter, replay adds them up."""
+        if self._appender is not None:
+            self._appender.append_json(event)
 
     def open_journal(self, path: Path, *, resume: bool) -> tuple[int, int]:
         """Journal every event to `path` from now on. With `resume`, first replay the events already in it (the
@@ -147,6 +150,9 @@ class Ledger:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("", encoding="utf-8")
             self.journal = path
+            if self._appender is not None:
+                self._appender.close()
+            self._appender = Appender(path)
         return replayed, skipped
 
     def _apply(self, ev: dict) -> None:
@@ -191,18 +197,18 @@ class Ledger:
                 raise BudgetExceeded(f"budget.max_calls = {self.max_calls} reached")
             if self.max_usd is not None and self.usd >= self.max_usd:
                 raise BudgetExceeded(f"budget.max_usd = ${self.max_usd:.2f} reached (spent ${self.usd:.4f})")
-            self._record({"e": "call", "r": role})
             self._role(role).calls += 1
+        self._record({"e": "call", "r": role})
 
     def hit(self, role: str) -> None:
         with self._lock:
-            self._record({"e": "hit", "r": role})
             self._role(role).cache_hits += 1
+        self._record({"e": "hit", "r": role})
 
     def retried(self, role: str) -> None:
         with self._lock:
-            self._record({"e": "retry", "r": role})
             self._role(role).retries += 1
+        self._record({"e": "retry", "r": role})
 
     def charge(self, role: str, model: str | None, usage: Usage) -> None:
         if usage.cost_usd is not None:
@@ -214,8 +220,8 @@ class Ledger:
             usd = None
         ev = {"e": "charge", "r": role, "in": usage.input_tokens, "out": usage.output_tokens, "usd": usd}
         with self._lock:
-            self._record(ev)
             self._apply(ev)
+        self._record(ev)
 
     def to_dict(self) -> dict:
         total = RoleSpend()

@@ -75,12 +75,14 @@ class ProviderError(SkillOptError):
 class TransientError(Exception):
     """A call that may succeed if retried (429, 5xx, timeout, connection reset).
 
-    `retry_after` is the server's Retry-After in seconds, when it sent one.
+    `retry_after` is the server's Retry-After in seconds, when it sent one; `rate_limited` is True for a provider's
+    "slow down" (HTTP 429, Anthropic's 529 overloaded), which also lowers the number of calls in flight.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, *, rate_limited: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class BudgetExceeded(SkillOptError):

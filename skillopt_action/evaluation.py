@@ -42,8 +42,11 @@ def score_splits(rt: Runtime, base_skill: str, best_skill: str, splits: list[str
         if not rt.splits.get(split):
             continue
         samples = rt.cfg.gate.samples
-        base = rt.rollouts(base_skill, split, samples, f"{label}:{split}:baseline")
-        best = base if best_skill == base_skill else rt.rollouts(best_skill, split, samples, f"{label}:{split}:best")
+        if best_skill == base_skill:
+            base = best = rt.rollouts(base_skill, split, samples, f"{label}:{split}:baseline")
+        else:
+            base, best = rt.rollouts_of([base_skill, best_skill], split, samples,
+                                        [f"{label}:{split}:baseline", f"{label}:{split}:best"])
         scores[split] = {"baseline": round(split_mean(base), 4), "best": round(split_mean(best), 4),
                          "n": len(rt.splits[split]), "samples": samples}
         tasks[split] = per_task(base, best)

@@ -312,8 +312,8 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
                          f"{len(applied.applied)} applied")
     if not applied.changed:
         return record
-    inc = rt.rollouts(current, "val", cfg.gate.samples, f"step{step + 1}:val:incumbent")
-    cand = rt.rollouts(applied.after, "val", cfg.gate.samples, f"step{step + 1}:val:candidate")
+    inc, cand = rt.rollouts_of([current, applied.after], "val", cfg.gate.samples,
+                               [f"step{step + 1}:val:incumbent", f"step{step + 1}:val:candidate"])
     result = gate_decision(rt, inc, cand, step)
     record["gate"] = result.to_dict()
     record["accepted"] = result.accepted

@@ -147,7 +147,8 @@ class OpenAIChat:
             raise TransientError(f"connection error: {exc}") from exc
         except o.APIStatusError as exc:
             if exc.status_code == 429 or exc.status_code >= 500:
-                raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
+                raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response),
+                                     rate_limited=exc.status_code == 429) from exc
             raise ProviderError(
                 f"{self.settings.provider} {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}"
             ) from exc
@@ -189,7 +190,8 @@ class AnthropicChat:
             raise TransientError(f"connection error: {exc}") from exc
         except a.APIStatusError as exc:
             if exc.status_code in (429, 529) or exc.status_code >= 500:
-                raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response)) from exc
+                raise TransientError(f"HTTP {exc.status_code}: {exc.message}", _retry_after(exc.response),
+                                     rate_limited=exc.status_code in (429, 529)) from exc
             raise ProviderError(
                 f"anthropic {self.settings.role} call failed: HTTP {exc.status_code}: {exc.message}"
             ) from exc

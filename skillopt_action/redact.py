@@ -14,8 +14,11 @@ What is masked (as `[REDACTED]`):
 
 Every writer of the run goes through here: `write_text`, `write_json` (temp file in the same directory, then
 `os.replace`, so a reader or a killed run never sees half a file) and `append_json` / `append_line` (one `write`
-on an O_APPEND file). Model answers are masked as they arrive (calls.py, rollout.py), and logs, reports, state, cache
-entries, trajectories, the best skill and everything the GitHub layer sends are masked again on the way out.
+on an O_APPEND file; `Appender` keeps such a file open for a run's journal and trajectories). Model answers are
+masked as they arrive (calls.py, rollout.py), and logs, reports, state, cache entries, trajectories, the best skill
+and everything the GitHub layer sends are masked again on the way out. Masking is cheap where text has no secret:
+the environment is scanned again only when it changed, a shape's pattern runs only on text holding its literal
+hint, and a long text (the skill in every rollout's prompt) is masked once per set of secrets.
 `guard_streams()` masks stdout/stderr (tracebacks included) and `add_mask_commands()` gives the runner's
 `::add-mask::` lines.
 
@@ -62,12 +65,43 @@ SHAPES: dict[str, str] = {
     "JSON web token": r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
     "bearer token": r"\b[Bb]earer\s+([A-Za-z0-9\-._~+/]{16,}=*)",
 }
-_SHAPE_RES = [(kind, re.compile(p)) for kind, p in SHAPES.items()]
+# text every match of a shape contains: a shape's pattern only runs on text holding one of its hints, so text
+# without secrets (nearly all of it) costs a few substring scans instead of ten regular-expression passes
+SHAPE_HINTS: dict[str, tuple[str, ...]] = {
+    "private key block": ("-----BEGIN",),
+    "GitHub token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    "GitHub fine-grained token": ("github_pat_",),
+    "Anthropic key": ("sk-ant-",),
+    "OpenAI key": ("sk-",),
+    "AWS access key id": ("AKIA", "ASIA", "ABIA", "ACCA"),
+    "Google API key": ("AIza",),
+    "Slack token": ("xox",),
+    "JSON web token": ("eyJ",),
+    "bearer token": ("earer",),
+}
+_SHAPE_RES = [(kind, re.compile(p), SHAPE_HINTS[kind]) for kind, p in SHAPES.items()]
+_ALL_HINTS = tuple(sorted({h for hints in SHAPE_HINTS.values() for h in hints}))
+# a text of MEMO_MIN..MEMO_MAX characters is masked once per redactor and remembered (up to MEMO_SIZE of them): the
+# system prompt with the skill recurs in every rollout's transcript, cache entry and trajectory row
+MEMO_MIN, MEMO_MAX, MEMO_SIZE = 200, 20_000, 512
 
 _lock = threading.Lock()
 _names: set[str] = set()
 _values: set[str] = set()
 _compiled: dict[frozenset[tuple[str, str]], Redactor] = {}
+_name_is_secret: dict[str, bool] = {}  # the name pattern, evaluated once per variable name
+_version = [0]  # bumped by register_names / register_values
+# (the process environment's raw mapping as last seen, _version then, its redactor): while neither changed,
+# `current()` costs one dictionary comparison instead of a scan of every variable
+_last: list[tuple[dict, int, Redactor]] = []
+
+
+def _secret_name(name: str) -> bool:
+    hit = _name_is_secret.get(name)
+    if hit is None:
+        hit = _name_is_secret[name] = bool(name in ALWAYS_SECRET or (SECRET_NAME.search(name)
+                                                                      and not _LOCATION_NAME.search(name)))
+    return hit
 
 
 def usable(value: str | None) -> bool:
@@ -80,20 +114,21 @@ def secret_env_names(env: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if env is None else env
     with _lock:
         names = set(_names)
-    return sorted(n for n in env if n in names or n in ALWAYS_SECRET
-                  or (SECRET_NAME.search(n) and not _LOCATION_NAME.search(n)))
+    return sorted(n for n in env if n in names or _secret_name(n))
 
 
 def register_names(names: Iterable[str | None]) -> None:
     """Mask the values of these environment variables from now on (the config's `api_key_env` names)."""
     with _lock:
         _names.update(n for n in names if n)
+        _version[0] += 1
 
 
 def register_values(values: Iterable[str | None]) -> None:
     """Mask these values from now on (e.g. a token that reached us other than through the environment)."""
     with _lock:
         _values.update(v for v in values if v and usable(v))
+        _version[0] += 1
 
 
 class Redactor:
@@ -112,13 +147,30 @@ class Redactor:
         self.names_by_value = pairs
         ordered = sorted(pairs, key=len, reverse=True)  # longest first: a value containing another is masked whole
         self._known = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+        self._memo: dict[str, str] = {}
 
     def redact(self, text: str) -> str:
-        if not text:
+        if len(text) < MIN_LENGTH:  # shorter than any maskable value or secret shape
             return text
+        if not MEMO_MIN <= len(text) <= MEMO_MAX:
+            return self._redact(text)
+        out = self._memo.get(text)
+        if out is None:
+            out = self._redact(text)
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[text] = out
+        return out
+
+    def _redact(self, text: str) -> str:
         if self._known is not None:
             text = self._known.sub(MASK, text)
-        for _kind, rx in _SHAPE_RES:
+        present = [h for h in _ALL_HINTS if h in text]
+        if not present:
+            return text
+        for _kind, rx, hints in _SHAPE_RES:
+            if not any(h in present for h in hints):
+                continue
             if rx.groups:
                 text = rx.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + MASK, text)
             else:
@@ -132,7 +184,7 @@ class Redactor:
         if self._known is not None:
             for m in self._known.finditer(text):
                 found.append(("known value", f"the value of ${self.names_by_value[m.group(0)]}"))
-        for kind, rx in _SHAPE_RES:
+        for kind, rx, _hints in _SHAPE_RES:
             for m in rx.finditer(text):
                 s = m.group(1) if rx.groups else m.group(0)
                 found.append((kind, f"a {kind} ({len(s)} characters)"))
@@ -143,17 +195,25 @@ class Redactor:
 
 def current(env: Mapping[str, str] | None = None) -> Redactor:
     """The redactor for the environment as it is now (compiled once per distinct set of secrets)."""
+    raw = getattr(os.environ, "_data", None) if env is None else None  # CPython's encoded copy of the environment
+    version = _version[0]
+    if raw is not None and _last:
+        seen, seen_version, r = _last[0]
+        if seen_version == version and seen == raw:
+            return r
     env_map = os.environ if env is None else env
     known = [(n, env_map[n]) for n in secret_env_names(env_map)]
     with _lock:
         known += [("registered value", v) for v in _values]
         sig = frozenset(known)
-        r = _compiled.get(sig)
-        if r is None:
+        found = _compiled.get(sig)
+        if found is None:
             if len(_compiled) > 64:
                 _compiled.clear()
-            r = _compiled[sig] = Redactor(known)
-    return r
+            found = _compiled[sig] = Redactor(known)
+        if raw is not None:
+            _last[:] = [(dict(raw), version, found)]
+    return found
 
 
 def redact(text: str) -> str:
@@ -185,8 +245,11 @@ def find_secrets(text: str) -> list[tuple[str, str]]:
 
 
 def _replace(path: Path, data: str, durable: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:  # the directory is created the first time only (a cache writes thousands of files)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(data)
@@ -230,6 +293,46 @@ def _append(path: str | Path, line: str) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+class Appender:
+    """A JSONL file a run appends to many times (spend journal, trajectories), kept open: each line is masked and
+    written with a single `write` on an O_APPEND descriptor, exactly as `append_json` does, without an open and a
+    close per line. Re-open after the file was replaced (`reopen`)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def append_json(self, data: Any) -> None:
+        self._write(json.dumps(redact_obj(data), ensure_ascii=False, separators=(",", ":"), default=str))
+
+    def append_line(self, line: str) -> None:
+        self._write(redact(line))
+
+    def _write(self, line: str) -> None:
+        data = (line.rstrip("\n") + "\n").encode("utf-8")
+        fd = self._fd
+        if fd is None:
+            with self._lock:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = self._fd
+        os.write(fd, data)  # one write on an O_APPEND descriptor is atomic: no lock, writers never queue
+
+    def reopen(self) -> None:
+        """Close the descriptor; the next line opens the file at `path` again (after it was replaced)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    close = reopen
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 # --------------------------------------------------------------------------- streams and the Actions runner

@@ -18,6 +18,7 @@ trajectories.jsonl holds one row per (phase, task, sample): a resumed run does n
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -27,15 +28,17 @@ from pathlib import Path
 
 from .calls import DiskCache, EmptyAfterRetries, Ledger, RetryPolicy, charging_empty, content_key, with_retries
 from .errors import EmptyAnswer
-from .redact import append_json, redact_obj, write_text
+from .redact import Appender, redact, redact_obj, write_text
 from .scorers import ScorerContext, score_completion
 from .targets import Target
+from .throttle import Throttle
 from .types import Completion, Rollout, Task, TaskScore, Usage
 from .workspace import remove_workspace
 
 __all__ = ["Rollout", "RolloutEngine", "mean_scores", "skill_hash", "split_mean"]
 
 
+@functools.lru_cache(maxsize=256)
 def skill_hash(skill: str) -> str:
     return content_key("skill", skill)[:12]
 
@@ -63,9 +66,10 @@ def rollout_problem(entry: dict) -> str | None:
 
 def masked(completion: Completion) -> Completion:
     """The completion with every secret in its text, transcript, error and extras masked (workspace kept)."""
-    out = Completion.from_dict(redact_obj(completion.to_dict()))
-    out.workspace = completion.workspace
-    return out
+    return Completion(text=redact(completion.text), transcript=redact_obj(completion.transcript),
+                      usage=completion.usage, error=redact(completion.error) if completion.error else completion.error,
+                      workspace=completion.workspace, exit_code=completion.exit_code,
+                      extra=redact_obj(completion.extra))
 
 
 class RolloutEngine:
@@ -79,15 +83,19 @@ class RolloutEngine:
         self.concurrency, self.pass_threshold = concurrency, pass_threshold
         self.trajectories, self.keep_workspaces, self.log = trajectories, keep_workspaces, log
         self._write_lock = threading.Lock()
+        # calls in flight: `concurrency`, lowered while the provider answers 429 (throttle.py)
+        self.throttle = Throttle(concurrency, log=log)
         self._fp = target.fingerprint()
         self.reported_models: set[str] = set()  # model identities the target reported in its answers
         self._recorded: set[tuple[str, str, int]] = set()
+        self._rows = Appender(trajectories) if trajectories is not None else None
 
     def open_trajectories(self, *, resume: bool) -> int:
         """Start trajectories.jsonl afresh, or (resume) keep its rows, once each, and skip them from now on.
         Returns the number of rows kept."""
-        if self.trajectories is None:
+        if self.trajectories is None or self._rows is None:
             return 0
+        self._rows.reopen()  # the file is replaced below
         self._recorded = set()
         if not resume or not self.trajectories.is_file():
             write_text(self.trajectories, "", durable=False)
@@ -126,7 +134,7 @@ class RolloutEngine:
                 remove_workspace(completion.workspace)
 
     def _attempt(self, skill: str, task: Task, sample: int) -> Completion:
-        completion = self.target.run(skill, task, sample)
+        completion = self.throttle.call(lambda: self.target.run(skill, task, sample))
         if completion.workspace is None and completion.error is None and not completion.text.strip():
             if not getattr(self.target, "retry_empty", True):  # a deterministic model: asking again is futile
                 completion.error = "empty answer (the model returned no text)"
@@ -181,34 +189,55 @@ class RolloutEngine:
         return r
 
     def _record(self, r: Rollout, label: str) -> None:
-        if self.trajectories is None:
+        if self._rows is None:
             return
+        key = (label, r.task_id, r.sample)
         with self._write_lock:
-            key = (label, r.task_id, r.sample)
             if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
                 return
             self._recorded.add(key)
-            append_json(self.trajectories, {"phase": label, **r.to_dict(), "cached": r.cached})
+        self._rows.append_json({"phase": label, **r.to_dict(), "cached": r.cached})  # one write: whole lines
 
-    def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "") -> dict[str, list[Rollout]]:
+    def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "", *,
+            transcripts: bool = True) -> dict[str, list[Rollout]]:
         """Run every task `samples` times; returns {task_id: [rollout per sample]} in a deterministic order.
-        Long phases report progress on the log every PROGRESS_EVERY seconds."""
-        out: dict[str, list[Rollout]] = {t.id: [] for t in tasks}
-        for r in self.run_samples([(skill, t, s) for t in tasks for s in range(samples)], label):
-            out[r.task_id].append(r)
+        Long phases report progress on the log every PROGRESS_EVERY seconds. `transcripts=False` drops each
+        rollout's transcript once it is recorded (a gate needs scores, not conversations: memory stays small)."""
+        return self.run_phases([(skill, tasks, samples, label)], transcripts=transcripts)[0]
+
+    def run_phases(self, phases: list[tuple[str, list[Task], int, str]], *,
+                   transcripts: bool = True) -> list[dict[str, list[Rollout]]]:
+        """Several phases (skill, tasks, samples, label) through one work queue, with no barrier between them
+        (a slow last rollout of one phase does not idle the others' slots); one {task_id: [rollouts]} each."""
+        jobs = [(skill, t, s, label) for skill, tasks, samples, label in phases for t in tasks for s in range(samples)]
+        results = iter(self._run_jobs(jobs, phases[0][3] if len(phases) == 1 else "rollouts", transcripts))
+        out = []
+        for _skill, tasks, samples, _label in phases:
+            d: dict[str, list[Rollout]] = {t.id: [] for t in tasks}
+            for _ in range(len(tasks) * samples):
+                r = next(results)
+                d[r.task_id].append(r)
+            out.append(d)
         return out
 
     def run_samples(self, jobs: list[tuple[str, Task, int]], label: str = "") -> list[Rollout]:
         """Run the given (skill, task, sample index) rollouts, concurrently; results in the order of `jobs`."""
+        return self._run_jobs([(skill, task, sample, label) for skill, task, sample in jobs], label)
+
+    def _run_jobs(self, jobs: list[tuple[str, Task, int, str]], what: str, transcripts: bool = True
+                  ) -> list[Rollout]:
+        """One work queue for all the jobs, `concurrency` workers; results in the order of `jobs`."""
         done = [0, time.monotonic()]
 
-        def one(job: tuple[str, Task, int]) -> Rollout:
-            r = self._one(job[0], job[1], job[2], label)
+        def one(job: tuple[str, Task, int, str]) -> Rollout:
+            r = self._one(*job)
+            if not transcripts:
+                r.completion.transcript = []
             with self._write_lock:
                 done[0] += 1
                 if self.log and time.monotonic() - done[1] >= self.PROGRESS_EVERY and done[0] < len(jobs):
                     done[1] = time.monotonic()
-                    self.log(f"  {label or 'rollouts'}: {done[0]}/{len(jobs)} done")
+                    self.log(f"  {what or 'rollouts'}: {done[0]}/{len(jobs)} done")
             return r
 
         if self.concurrency <= 1 or len(jobs) <= 1:

@@ -174,4 +174,13 @@ class Runtime:
         return f"calls {self.ledger.calls}, cache hits {self.ledger.cache_hits}, ${self.ledger.usd:.4f}"
 
     def rollouts(self, skill: str, split: str, samples: int, label: str) -> dict[str, list[Rollout]]:
-        return self.engine.run(skill, self.splits[split], samples, label=label)
+        """A split's rollouts for scoring and gating: transcripts are in trajectories.jsonl, not kept in memory."""
+        return self.engine.run(skill, self.splits[split], samples, label=label, transcripts=False)
+
+    def rollouts_of(self, skills: list[str], split: str, samples: int, labels: list[str]
+                    ) -> list[dict[str, list[Rollout]]]:
+        """Rollouts of several skills on one split through one work queue (no barrier between the skills)."""
+        tasks = self.splits[split]
+        return self.engine.run_phases([(skill, tasks, samples, label) for skill, label in zip(skills, labels,
+                                                                                             strict=True)],
+                                      transcripts=False)

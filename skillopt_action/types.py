@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 # --------------------------------------------------------------------------- tasks
@@ -76,7 +76,7 @@ class Usage:
     cost_usd: float | None = None  # set when the provider or CLI reports a cost itself
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost_usd": self.cost_usd}
 
 
 @dataclass
@@ -99,9 +99,8 @@ class Completion:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("workspace")
-        return d
+        return {"text": self.text, "transcript": [dict(m) for m in self.transcript], "usage": self.usage.to_dict(),
+                "error": self.error, "exit_code": self.exit_code, "extra": dict(self.extra)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Completion:

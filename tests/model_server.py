@@ -99,6 +99,13 @@ In-process use
 
 `require_api_key`: when set, a request whose key differs gets a 401 in the provider's shape.
 
+`max_in_flight`: when set, the server is a provider with a concurrency limit: a model request (chat, responses,
+messages) that arrives while that many are being answered (from arrival until the answer starts, a Hang's wait
+included) gets an immediate 429 with `Retry-After:
+limit_retry_after` (seconds) instead of its reply (no reply spec is consumed). Each Request records `in_flight`
+(model requests being answered when it arrived, itself included) and `rate_limited` (it got that 429);
+`server.peak_in_flight` is the most answered at once.
+
 A pytest fixture `model_server` is defined here; tests/conftest.py registers this module as a plugin, so
 any test can take `model_server` as an argument.
 
@@ -289,6 +296,8 @@ class Request:
     time: float
     reply: Spec | None = None
     client_disconnected: bool = False  # the client went away before the answer was complete
+    in_flight: int = 0  # model requests being handled when this one arrived, itself included (max_in_flight)
+    rate_limited: bool = False  # turned away with a 429 by `max_in_flight`
 
     # -- plain fields of the body
     @property
@@ -941,6 +950,29 @@ class _Handler(BaseHTTPRequestHandler):
             error = decode_error
         elif req.api != "models" and not isinstance(req.json, dict):
             error = (400, "The request body must be a JSON object.")
+        if error is None and req.api in _RENDERERS and owner.max_in_flight is not None:
+            with owner._lock:
+                req.in_flight = owner.in_flight + 1
+                req.rate_limited = owner.in_flight >= owner.max_in_flight
+                if not req.rate_limited:
+                    owner.in_flight += 1
+                    owner.peak_in_flight = max(owner.peak_in_flight, owner.in_flight)
+            if req.rate_limited:
+                req.reply = Fault(429, retry_after=owner.limit_retry_after)
+                owner._log(req)
+                self._answer(req, req.reply)
+                return
+            try:  # in flight until the answer starts: a client that got its answer may send the next request
+                spec = req.reply = owner._choose(req)
+                owner._log(req)
+                while isinstance(spec, Hang) and spec.then is not None and not spec.mid_stream:
+                    owner._stopping.wait(min(max(0.0, float(spec.seconds)), owner.max_hang))
+                    spec = spec.then
+            finally:
+                with owner._lock:
+                    owner.in_flight -= 1
+            self._answer(req, spec)
+            return
         if error is None and req.api in _RENDERERS:
             req.reply = owner._choose(req)
         owner._log(req)  # before answering, so a Hang or a killed process still leaves the line
@@ -1048,8 +1080,12 @@ class ModelServer:
         verbose: bool = False,
         port: int = 0,
         requests_log: str | Path | None = None,
+        max_in_flight: int | None = None,
+        limit_retry_after: float = 0.2,
     ) -> None:
         self._lock = threading.Lock()
+        self.max_in_flight, self.limit_retry_after = max_in_flight, limit_retry_after
+        self.in_flight = self.peak_in_flight = 0
         self._queue: list[Spec] = []
         self._rules: list[_Rule] = []
         self.responder = responder
