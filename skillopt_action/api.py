@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import drift, evaluation, loop
-from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, check_utf8, load_config, project_root_for
+from . import drift, evaluation, loop, package
+from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, load_config, project_root_for
 from .errors import ConfigError, ConfigErrors
 from .gate import max_power_warning
 from .report import Report
@@ -69,12 +69,25 @@ class RunResult:
 
     def write(self, out: str | Path | None = None) -> Path:
         """Write report.json, report.md and (for optimize) best_skill.md into `out` (default: the run
-        directory). Returns the path of report.json."""
+        directory); a skill package's best version is the folder best_skill/. Returns the path of report.json."""
         target = Path(out) if out is not None else self.out
         path = self.report.write(target)
         if self.report.kind == "optimize":
-            write_text(target / "best_skill.md", self.best_skill)
+            if package.is_package(self.best_skill):
+                _write_folder(target / "best_skill", package.contents(self.best_skill))
+            else:
+                write_text(target / "best_skill.md", self.best_skill)
         return path
+
+
+def _write_folder(dest: Path, files: dict[str, bytes]) -> None:
+    """A skill package's files under `dest`: text through redact (masked, atomic), binary assets as they are."""
+    for rel, data in files.items():
+        try:
+            write_text(dest / rel, data.decode("utf-8"))
+        except UnicodeDecodeError:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes(data)
 
 
 @dataclass
@@ -338,12 +351,9 @@ def compare(config: Config | str | Path | None = None, *, base_skill: str, candi
 
 
 def read_skill(path: str | Path) -> str:
-    """A skill file's text; ConfigError when it is missing."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("skill file not found", str(path), None, "check the path given to --skill")
-    check_utf8(p)
-    return p.read_text(encoding="utf-8")
+    """A skill file's text, or a skill folder packed into one text (package.py); ConfigError when it is
+    missing or not UTF-8."""
+    return package.read(path)
 
 
 @dataclass

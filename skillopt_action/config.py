@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from . import package
 from .config_schema import (
     CHAT_PROVIDERS,
     CONFIG_SCHEMA,
@@ -309,9 +310,13 @@ def load_config(path: str | Path | None = None) -> Config:
     problems: list[ConfigError] = [p for e in errors for p in _explain_all(e, raw, file)]
     root = project_root_for(cfg_path)
     skill = raw.get("skill")
-    if isinstance(skill, str) and skill and not (root / skill).is_file():
-        problems.append(ConfigError(f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
-                                    "create it, or fix `skill:` (paths are relative to the repository root)"))
+    if isinstance(skill, str) and skill and not package.exists(root / skill):
+        folder = (root / skill).is_dir()
+        problems.append(ConfigError(
+            f"skill folder {skill!r} has no {package.MAIN}" if folder else
+            f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
+            f"add {package.MAIN} to the folder (a skill package: SKILL.md, references/*.md, scripts)" if folder else
+            "create it, or fix `skill:` (a file, or a skill folder; paths are relative to the repository root)"))
     if errors:  # the settings below assume a schema-valid config
         _raise(problems)
     skill = str(raw["skill"])
@@ -325,6 +330,8 @@ def load_config(path: str | Path | None = None) -> Config:
 
     if (root / skill).is_file():
         attempt(lambda: check_utf8(root / skill), None)
+    elif package.exists(root / skill):
+        attempt(lambda: package.read(root / skill), None)  # every Markdown file UTF-8, the folder not too big
     tasks = [raw["tasks"]] if isinstance(raw["tasks"], str) else list(raw["tasks"])
     splits = raw.get("splits") or {}
     ratios = {
