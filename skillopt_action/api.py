@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import drift, evaluation, loop, package
-from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, load_config, project_root_for
+from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, load_config, project_root_for, skill_names
 from .errors import ConfigError, ConfigErrors
 from .gate import max_power_warning
 from .report import Report
@@ -44,7 +44,7 @@ from .types import Task
 from .yamlfile import Located, load
 
 __all__ = ["Config", "Report", "RunResult", "Validation", "WatchResult", "compare", "evaluate", "find_config",
-           "find_run", "load_config", "optimize", "runs_home", "validate", "watch"]
+           "find_run", "load_config", "optimize", "runs_home", "skills", "validate", "watch"]
 
 Log = Callable[[str], None]
 RUNS = Path(".skillopt") / "runs"  # under the project root: one directory per run, and `latest`
@@ -115,15 +115,23 @@ def find_config(start: str | Path | None = None) -> Path:
                       None, None, "run `skillopt init` next to your skill file, or pass --config PATH")
 
 
-def _config(config: Config | str | Path | None) -> Config:
+def _config(config: Config | str | Path | None, skill_name: str | None = None) -> Config:
     if isinstance(config, Config):
         return config
-    return load_config(config if config is not None else find_config())
+    return load_config(config if config is not None else find_config(), skill_name)
 
 
-def runs_home(config: Config | str | Path | None = None) -> Path:
-    """Where runs without an explicit `out` go: `<project root>/.skillopt/runs`."""
-    return _config(config).root / RUNS
+def skills(config: str | Path | None = None) -> list[str]:
+    """The names of the skills a config lists under `skills:`, in order; [""] for a one-skill config. Each is run
+    on its own: pass the name as `skill_name` to the other functions."""
+    return skill_names(config if config is not None else find_config())
+
+
+def runs_home(config: Config | str | Path | None = None, skill_name: str | None = None) -> Path:
+    """Where runs without an explicit `out` go: `<project root>/.skillopt/runs` (a skill of a `skills:` config:
+    `.skillopt/runs/<name>`)."""
+    cfg = _config(config, skill_name)
+    return cfg.root / RUNS / cfg.name if cfg.name else cfg.root / RUNS
 
 
 def _runs_in(home: Path) -> list[Path]:
@@ -212,16 +220,18 @@ def _mark_latest(run: Path) -> None:
 
 
 def _runtime(config: Config | str | Path | None, out: str | Path | None, runs: str | Path | None, kind: str,
-             log: Log | None, no_cache: bool, keep_workspaces: bool, resume: bool = False) -> Runtime:
+             log: Log | None, no_cache: bool, keep_workspaces: bool, resume: bool = False,
+             skill_name: str | None = None) -> Runtime:
     if out is not None and runs is not None:
         raise ValueError("pass `out` (the run's own directory) or `runs` (a directory of runs), not both")
-    cfg = _config(config)
+    cfg = _config(config, skill_name)
     # tasks first: a config or task error must not leave an empty run directory behind
     tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
     splits = assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
     home: Path | None = None
     if out is None:
         home = Path(runs) if runs is not None else cfg.root / RUNS
+        home = home / cfg.name if cfg.name else home  # each skill of a `skills:` config keeps its own runs
         out_dir = _run_dir(home, kind, resume=resume)
     else:
         out_dir = Path(out)
@@ -265,7 +275,7 @@ def budget_warning(cfg: Config, splits: dict[str, list[Task]], plan_warning: str
     return plan_warning
 
 
-def validate(config: Config | str | Path | None = None) -> Validation:
+def validate(config: Config | str | Path | None = None, skill_name: str | None = None) -> Validation:
     """Load and check the config, every task file and every scorer; find the agent CLI of a harness target.
     Every problem is collected in one pass: raises ConfigError (one problem) or ConfigErrors (several), each
     with file:line and a fix."""
@@ -273,7 +283,7 @@ def validate(config: Config | str | Path | None = None) -> Validation:
     cfg: Config | None = None
     path = config.path if isinstance(config, Config) else Path(config) if config is not None else find_config()
     try:
-        cfg = _config(config if isinstance(config, Config) else path)
+        cfg = _config(config if isinstance(config, Config) else path, skill_name)
     except ConfigError as exc:
         problems.extend(ConfigErrors.of(exc))
     later: list[ConfigError] = []
@@ -317,9 +327,10 @@ def validate(config: Config | str | Path | None = None) -> Validation:
 
 def evaluate(config: Config | str | Path | None = None, *, skill: str | None = None,
              splits: Sequence[str] = ("val",), out: str | Path | None = None, runs: str | Path | None = None,
-             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
+             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False,
+             skill_name: str | None = None) -> RunResult:
     """Score a skill (the text `skill`, default the config's skill file) on `splits` (train, val, test)."""
-    rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces)
+    rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces, skill_name=skill_name)
     text = skill if skill is not None else read_skill(rt.cfg.skill_path)
     report = evaluation.evaluate(rt, text, list(splits))
     return RunResult(report, text, text, rt.out)
@@ -328,14 +339,15 @@ def evaluate(config: Config | str | Path | None = None, *, skill: str | None = N
 def optimize(config: Config | str | Path | None = None, *, skill: str | None = None, epochs: int | None = None,
              resume: bool = False, memory: str | Path | None = None, out: str | Path | None = None,
              runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False,
-             keep_workspaces: bool = False) -> RunResult:
+             keep_workspaces: bool = False, skill_name: str | None = None) -> RunResult:
     """Train the skill (the text `skill`, default the config's skill file). The user's skill file is never
     written; the result is `RunResult.best_skill`. `memory` is a JSONL file of rejected edits read and updated
     across runs; `resume` continues the checkpoint in `out` (without `out`: the newest optimize run)."""
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, not {epochs}", None, None,
                           "pass --epochs 1 or more, or leave it out to use `loop.epochs` from the config")
-    rt = _runtime(config, out, runs, "optimize", log, no_cache, keep_workspaces, resume=resume)
+    rt = _runtime(config, out, runs, "optimize", log, no_cache, keep_workspaces, resume=resume,
+                  skill_name=skill_name)
     report, baseline, best = loop.optimize(rt, skill_text=skill, epochs=epochs, resume=resume,
                                            memory=Path(memory) if memory is not None else None)
     return RunResult(report, baseline, best, rt.out)
@@ -343,9 +355,10 @@ def optimize(config: Config | str | Path | None = None, *, skill: str | None = N
 
 def compare(config: Config | str | Path | None = None, *, base_skill: str, candidate_skill: str,
             splits: Sequence[str] = ("val", "test"), out: str | Path | None = None, runs: str | Path | None = None,
-            log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
+            log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False,
+             skill_name: str | None = None) -> RunResult:
     """Gate the skill text `candidate_skill` against `base_skill` on the config's tasks (the val gate decides)."""
-    rt = _runtime(config, out, runs, "compare", log, no_cache, keep_workspaces)
+    rt = _runtime(config, out, runs, "compare", log, no_cache, keep_workspaces, skill_name=skill_name)
     report = evaluation.compare(rt, base_skill, candidate_skill, list(splits))
     return RunResult(report, base_skill, candidate_skill, rt.out)
 
@@ -375,11 +388,12 @@ class WatchResult:
 
 
 def watch(config: Config | str | Path | None = None, *, baseline: str | Path, alpha: float = 0.05,
-          out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None) -> WatchResult:
+          out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None,
+          skill_name: str | None = None) -> WatchResult:
     """Re-score the config's skill on val with fresh samples (no cache) and compare it, task by task, with the
     stored baseline: drift is a paired change beyond noise (two-sided sign-flip p < alpha over tasks) or a change
     of the model identity the target reports. Without a baseline file, this run's scores become the baseline."""
-    rt = _runtime(config, out, runs, "watch", log, True, False)
+    rt = _runtime(config, out, runs, "watch", log, True, False, skill_name=skill_name)
     skill = read_skill(rt.cfg.skill_path)
     result = evaluation.evaluate(rt, skill, ["val"])
     current = drift.snapshot(rt, skill, result)

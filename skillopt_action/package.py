@@ -201,6 +201,14 @@ def repo_paths(skill_path: str, text: str) -> dict[str, bytes]:
     return {f"{skill_path.rstrip('/')}/{rel}": data for rel, data in contents(text).items()}
 
 
+def markdown_files(skill_path: str, text: str) -> dict[str, str]:
+    """Repository path -> text of every file skillopt may have changed: the skill file, or every Markdown file of
+    the package (a commit of them changes exactly the files that differ)."""
+    if not is_package(text):
+        return {skill_path: text}
+    return {f"{skill_path.rstrip('/')}/{rel}": body for rel, body in sorted(unpack(text).files.items())}
+
+
 def changed_files(skill_path: str, before: str, after: str) -> dict[str, str]:
     """Repository path -> new text of every Markdown file `after` changes or adds (what a pull request writes)."""
     if not is_package(after):
