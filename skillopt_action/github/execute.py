@@ -25,7 +25,7 @@ MAX_BODY = 65536
 
 
 def pr_body(ctx: Context, report: dict, marker: str, note: str = "") -> str:
-    body = render("github_pr_body.md.j2", r=report, report_md=ctx.result.report_md, run_url=ctx.s.run_url, fmt=fmt,
+    body = render("github_pr_body.md.j2", r=report, report_md=ctx.last_report_md, run_url=ctx.s.run_url, fmt=fmt,
                   edits=edits_markdown(report), whose="", note=note)
     # the marker goes after the cut: a long report must never lose the state that later runs read back
     return checks.fit(body, MAX_BODY - len(marker) - 2, ctx.s.run_url) + "\n" + marker + "\n"
