@@ -120,11 +120,13 @@ def parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, prog=f"skillopt {name}", help=summary, description=description,
                               formatter_class=_CommandFormatter)
 
-    p = command("init", "write a starter config and example tasks next to your skill file",
-                "Write .github/skillopt.yml and evals/tasks.yml for an existing skill file, and add .skillopt/ "
+    p = command("init", "write a starter config and example tasks for the skills this repository has",
+                "Detect the repository's skills (skill folders in .claude/skills, .agents/skills and .github/skills; "
+                "SKILL.md, AGENTS.md, CLAUDE.md, .github/copilot-instructions.md), write .github/skillopt.yml listing "
+                "them (one skill: `skill:`; several: `skills:`) with example tasks under evals/, and add .skillopt/ "
                 "(runs and cache) to .gitignore. Never overwrites a file.")
-    p.add_argument("--skill", metavar="PATH", help="the skill file to train (default: the first of SKILL.md, "
-                   "AGENTS.md, CLAUDE.md, .claude/skills/*/SKILL.md, .agents/skills/*/SKILL.md found here)")
+    p.add_argument("--skill", metavar="PATH", help="train only this skill file or skill folder (default: every skill "
+                   "found)")
     _add_globals(p, "init")
 
     p = command("validate", "check the config, every task file and every scorer",
