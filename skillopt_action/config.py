@@ -235,19 +235,17 @@ def _raw(cfg_path: Path) -> Located:
 
 
 def skill_names(path: str | Path | None = None) -> list[str]:
-    """The names of the skills a config lists under `skills:` (in order); [""] for a one-skill config. Raises
-    ConfigError when the config is not valid."""
-    cfg_path = Path(path or DEFAULT_CONFIG)
-    raw = _raw(cfg_path)
-    _raise(schema_problems(raw, str(cfg_path)))
-    if "skills" not in raw:
+    """The names of the skills a config lists under `skills:` (in order); [""] for a one-skill config, or for a
+    config too broken to say (loading it then reports every problem)."""
+    try:
+        raw = _raw(Path(path or DEFAULT_CONFIG))
+    except ConfigError:
         return [""]
-    names = [str(e["name"]) for e in raw["skills"]]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise ConfigError(f"two skills are named {name!r}", str(cfg_path), raw["skills"].line_of(i),
-                              "give each entry of `skills:` its own `name:`")
-    return names
+    entries = raw.get("skills")
+    if not isinstance(entries, list):
+        return [""]
+    names = [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    return names or [""]
 
 
 def _merge(base: Any, over: Any) -> Located:
@@ -266,8 +264,12 @@ def _merge(base: Any, over: Any) -> Located:
 
 def _one_skill(raw: Located, name: str | None, file: str) -> tuple[Located, str, str | None]:
     """The settings of one skill of a `skills:` config: the shared settings with its entry on top."""
-    names = skill_names(file)
     entries = raw["skills"]
+    names = [str(e["name"]) for e in entries]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ConfigError(f"two skills are named {n!r}", file, entries.line_of(i),
+                              "give each entry of `skills:` its own `name:`")
     if name is None and len(names) > 1:
         raise ConfigError(f"this config lists {len(names)} skills ({', '.join(names)}); say which one", file,
                           raw.line_of("skills"), "pass --skill-name NAME (the Action runs each in turn)")
