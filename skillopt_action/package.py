@@ -194,29 +194,12 @@ def install(text: str, root: Path, main_rel: str) -> list[str]:
     return written
 
 
-def repo_paths(skill_path: str, text: str) -> dict[str, bytes]:
-    """Repository path -> bytes of every file of the skill configured at `skill_path`."""
-    if not is_package(text):
-        return {skill_path: text.encode("utf-8")}
-    return {f"{skill_path.rstrip('/')}/{rel}": data for rel, data in contents(text).items()}
-
-
 def markdown_files(skill_path: str, text: str) -> dict[str, str]:
     """Repository path -> text of every file skillopt may have changed: the skill file, or every Markdown file of
     the package (a commit of them changes exactly the files that differ)."""
     if not is_package(text):
         return {skill_path: text}
     return {f"{skill_path.rstrip('/')}/{rel}": body for rel, body in sorted(unpack(text).files.items())}
-
-
-def changed_files(skill_path: str, before: str, after: str) -> dict[str, str]:
-    """Repository path -> new text of every Markdown file `after` changes or adds (what a pull request writes)."""
-    if not is_package(after):
-        return {skill_path: after} if after != before else {}
-    old, new = unpack(before), unpack(after)
-    old_files = old.files if is_package(before) else {}
-    return {f"{skill_path.rstrip('/')}/{rel}": text for rel, text in sorted(new.files.items())
-            if old_files.get(rel) != text}
 
 
 # --------------------------------------------------------------------------- showing

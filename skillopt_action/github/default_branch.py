@@ -18,6 +18,8 @@ is reported (job summary, an error annotation) and the others still run; the exi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from github.GithubException import GithubException
 
 from .. import api
@@ -63,7 +65,7 @@ def stop_if_refused(ctx: Context) -> None:
                                                             str(refusal.get("run_url") or "")))
 
 
-def remember_closed(ctx: Context, closed: list[prs.ClosedPR], path=None) -> int:
+def remember_closed(ctx: Context, closed: list[prs.ClosedPR], path: Path | None = None) -> int:
     """Add the edits of bot PRs that a human closed without merging to the rejected-edit memory (`path`, default
     the one-skill memory)."""
     path = path or ctx.memory_path
