@@ -175,7 +175,8 @@ def contents(text: str) -> dict[str, bytes]:
 
 def install(text: str, root: Path, main_rel: str) -> list[str]:
     """Write the skill into `root`: its main file at `main_rel`, every other file of a package next to it (as in
-    the folder). Scripts keep their executable bit. Returns the paths written, relative to `root`."""
+    the folder). Scripts keep their executable bit. A package file never overwrites a file already there (the
+    task's fixture): ConfigError. Returns the paths written, relative to `root`."""
     dest = root / main_rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not is_package(text):
@@ -186,6 +187,11 @@ def install(text: str, root: Path, main_rel: str) -> list[str]:
     blobs = contents(text)
     for rel, data in blobs.items():
         target = dest if rel == pkg.main else dest.parent / rel
+        if rel != pkg.main and target.exists():
+            raise ConfigError(f"the skill package's file {rel} would overwrite {target.relative_to(root).as_posix()} "
+                              "of the task's fixture", None, None,
+                              "install the skill in a folder of its own (claude-code or codex `install: skill`, or a "
+                              "`skill_path` such as .agents/skills/<name>/SKILL.md)")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         if pkg.assets.get(rel, {}).get("executable"):

@@ -215,3 +215,15 @@ def test_an_agent_target_gets_the_whole_package_and_can_run_its_script(tmp_path)
         assert (ws / ".agents/skills/notes/scripts/check_notes.py").stat().st_mode & 0o111
     finally:
         remove_workspace(c.workspace)
+
+
+def test_a_package_never_overwrites_a_fixture_file_next_to_its_main_file(tmp_path):
+    (tmp_path / "references").mkdir()
+    (tmp_path / "references" / "style.md").write_text("the fixture's own file\n")
+    with pytest.raises(ConfigError, match="would overwrite references/style.md of the task's fixture") as exc:
+        package.install(example_text(), tmp_path, "AGENTS.md")
+    assert "install: skill" in exc.value.fix
+    assert (tmp_path / "references" / "style.md").read_text() == "the fixture's own file\n"
+    assert package.install(example_text(), tmp_path, ".agents/skills/notes/SKILL.md") == [
+        ".agents/skills/notes/SKILL.md", ".agents/skills/notes/references/style.md",
+        ".agents/skills/notes/scripts/check_notes.py"]
