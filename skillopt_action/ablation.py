@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .edits import apply_edits
+from . import package
 from .evaluation import run_sequential, sequential_settings
 from .gate import bootstrap_ci
 from .runtime import Runtime
@@ -31,7 +31,7 @@ CONFIRM_OFFSET = 1000  # the confirmation's (and the ablation's) fresh sample in
 
 def build(rt: Runtime, baseline: str, edits: list[Edit]) -> tuple[str, int]:
     """The starting skill with `edits` applied in order; returns the text and how many applied."""
-    applied = apply_edits(baseline, edits, max_ops=max(1, len(edits)), max_lines=10**6, name=rt.cfg.skill)
+    applied = package.apply(baseline, edits, max_ops=max(1, len(edits)), max_lines=10**6, name=rt.cfg.skill)
     return applied.after, len(applied.applied)
 
 

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 
-from . import drift, evaluation, loop
+from . import drift, evaluation, loop, package
 from . import shard as sharding
-from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, check_utf8, load_config, project_root_for
+from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, load_config, project_root_for, skill_names
 from .errors import ConfigError, ConfigErrors
 from .gate import max_power_warning
 from .report import Report
@@ -52,8 +52,8 @@ from .types import Task
 from .yamlfile import Located, load
 
 __all__ = ["Config", "Report", "RunResult", "ShardRun", "Validation", "WatchResult", "compare", "evaluate",
-           "find_config", "find_run", "load_config", "merge", "optimize", "parse_shard", "runs_home", "validate",
-           "watch"]
+           "find_config", "find_run", "load_config", "merge", "optimize", "parse_shard", "runs_home", "skills",
+           "validate", "watch"]
 
 Log = Callable[[str], None]
 RUNS = Path(".skillopt") / "runs"  # under the project root: one directory per run, and `latest`
@@ -79,12 +79,25 @@ class RunResult:
 
     def write(self, out: str | Path | None = None) -> Path:
         """Write report.json, report.md and (for optimize) best_skill.md into `out` (default: the run
-        directory). Returns the path of report.json."""
+        directory); a skill package's best version is the folder best_skill/. Returns the path of report.json."""
         target = Path(out) if out is not None else self.out
         path = self.report.write(target)
         if self.report.kind == "optimize":
-            write_text(target / "best_skill.md", self.best_skill)
+            if package.is_package(self.best_skill):
+                _write_folder(target / "best_skill", package.contents(self.best_skill))
+            else:
+                write_text(target / "best_skill.md", self.best_skill)
         return path
+
+
+def _write_folder(dest: Path, files: dict[str, bytes]) -> None:
+    """A skill package's files under `dest`: text through redact (masked, atomic), binary assets as they are."""
+    for rel, data in files.items():
+        try:
+            write_text(dest / rel, data.decode("utf-8"))
+        except UnicodeDecodeError:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes(data)
 
 
 @dataclass
@@ -112,15 +125,23 @@ def find_config(start: str | Path | None = None) -> Path:
                       None, None, "run `skillopt init` next to your skill file, or pass --config PATH")
 
 
-def _config(config: Config | str | Path | None) -> Config:
+def _config(config: Config | str | Path | None, skill_name: str | None = None) -> Config:
     if isinstance(config, Config):
         return config
-    return load_config(config if config is not None else find_config())
+    return load_config(config if config is not None else find_config(), skill_name)
 
 
-def runs_home(config: Config | str | Path | None = None) -> Path:
-    """Where runs without an explicit `out` go: `<project root>/.skillopt/runs`."""
-    return _config(config).root / RUNS
+def skills(config: str | Path | None = None) -> list[str]:
+    """The names of the skills a config lists under `skills:`, in order; [""] for a one-skill config. Each is run
+    on its own: pass the name as `skill_name` to the other functions."""
+    return skill_names(config if config is not None else find_config())
+
+
+def runs_home(config: Config | str | Path | None = None, skill_name: str | None = None) -> Path:
+    """Where runs without an explicit `out` go: `<project root>/.skillopt/runs` (a skill of a `skills:` config:
+    `.skillopt/runs/<name>`)."""
+    cfg = _config(config, skill_name)
+    return cfg.root / RUNS / cfg.name if cfg.name else cfg.root / RUNS
 
 
 def _runs_in(home: Path) -> list[Path]:
@@ -209,16 +230,18 @@ def _mark_latest(run: Path) -> None:
 
 
 def _runtime(config: Config | str | Path | None, out: str | Path | None, runs: str | Path | None, kind: str,
-             log: Log | None, no_cache: bool, keep_workspaces: bool, resume: bool = False) -> Runtime:
+             log: Log | None, no_cache: bool, keep_workspaces: bool, resume: bool = False,
+             skill_name: str | None = None) -> Runtime:
     if out is not None and runs is not None:
         raise ValueError("pass `out` (the run's own directory) or `runs` (a directory of runs), not both")
-    cfg = _config(config)
+    cfg = _config(config, skill_name)
     # tasks first: a config or task error must not leave an empty run directory behind
     tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
     splits = assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
     home: Path | None = None
     if out is None:
         home = Path(runs) if runs is not None else cfg.root / RUNS
+        home = home / cfg.name if cfg.name else home  # each skill of a `skills:` config keeps its own runs
         out_dir = _run_dir(home, kind, resume=resume)
     else:
         out_dir = Path(out)
@@ -262,7 +285,7 @@ def budget_warning(cfg: Config, splits: dict[str, list[Task]], plan_warning: str
     return plan_warning
 
 
-def validate(config: Config | str | Path | None = None) -> Validation:
+def validate(config: Config | str | Path | None = None, skill_name: str | None = None) -> Validation:
     """Load and check the config, every task file and every scorer; find the agent CLI of a harness target.
     Every problem is collected in one pass: raises ConfigError (one problem) or ConfigErrors (several), each
     with file:line and a fix."""
@@ -270,7 +293,7 @@ def validate(config: Config | str | Path | None = None) -> Validation:
     cfg: Config | None = None
     path = config.path if isinstance(config, Config) else Path(config) if config is not None else find_config()
     try:
-        cfg = _config(config if isinstance(config, Config) else path)
+        cfg = _config(config if isinstance(config, Config) else path, skill_name)
     except ConfigError as exc:
         problems.extend(ConfigErrors.of(exc))
     later: list[ConfigError] = []
@@ -315,21 +338,23 @@ def validate(config: Config | str | Path | None = None) -> Validation:
 @overload
 def evaluate(config: Config | str | Path | None = ..., *, skill: str | None = ..., splits: Sequence[str] = ...,
              out: str | Path | None = ..., runs: str | Path | None = ..., log: Log | None = ...,
-             no_cache: bool = ..., keep_workspaces: bool = ..., shard: None = ...) -> RunResult: ...
+             no_cache: bool = ..., keep_workspaces: bool = ..., shard: None = ...,
+             skill_name: str | None = ...) -> RunResult: ...
 @overload
 def evaluate(config: Config | str | Path | None = ..., *, skill: str | None = ..., splits: Sequence[str] = ...,
              out: str | Path | None = ..., runs: str | Path | None = ..., log: Log | None = ...,
-             no_cache: bool = ..., keep_workspaces: bool = ..., shard: tuple[int, int]) -> ShardRun: ...
+             no_cache: bool = ..., keep_workspaces: bool = ..., shard: tuple[int, int],
+             skill_name: str | None = ...) -> ShardRun: ...
 def evaluate(config: Config | str | Path | None = None, *, skill: str | None = None,
              splits: Sequence[str] = ("val",), out: str | Path | None = None, runs: str | Path | None = None,
              log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False,
-             shard: tuple[int, int] | None = None) -> RunResult | ShardRun:
+             shard: tuple[int, int] | None = None, skill_name: str | None = None) -> RunResult | ShardRun:
     """Score a skill (the text `skill`, default the config's skill file) on `splits` (train, val, test).
     With `shard=(i, n)`: run only shard i of n's rollouts into the run directory and decide nothing; `merge`
     the n run directories for the report (see shard.py)."""
     if shard is not None:
         sharding.check_spec(shard)
-    rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces)
+    rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces, skill_name=skill_name)
     text = skill if skill is not None else read_skill(rt.cfg.skill_path)
     if shard is not None:
         return sharding.run_eval(rt, text, list(splits), shard)
@@ -340,14 +365,15 @@ def evaluate(config: Config | str | Path | None = None, *, skill: str | None = N
 def optimize(config: Config | str | Path | None = None, *, skill: str | None = None, epochs: int | None = None,
              resume: bool = False, memory: str | Path | None = None, out: str | Path | None = None,
              runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False,
-             keep_workspaces: bool = False) -> RunResult:
+             keep_workspaces: bool = False, skill_name: str | None = None) -> RunResult:
     """Train the skill (the text `skill`, default the config's skill file). The user's skill file is never
     written; the result is `RunResult.best_skill`. `memory` is a JSONL file of rejected edits read and updated
     across runs; `resume` continues the checkpoint in `out` (without `out`: the newest optimize run)."""
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, not {epochs}", None, None,
                           "pass --epochs 1 or more, or leave it out to use `loop.epochs` from the config")
-    rt = _runtime(config, out, runs, "optimize", log, no_cache, keep_workspaces, resume=resume)
+    rt = _runtime(config, out, runs, "optimize", log, no_cache, keep_workspaces, resume=resume,
+                  skill_name=skill_name)
     report, baseline, best = loop.optimize(rt, skill_text=skill, epochs=epochs, resume=resume,
                                            memory=Path(memory) if memory is not None else None)
     return RunResult(report, baseline, best, rt.out)
@@ -356,23 +382,23 @@ def optimize(config: Config | str | Path | None = None, *, skill: str | None = N
 @overload
 def compare(config: Config | str | Path | None = ..., *, base_skill: str, candidate_skill: str,
             splits: Sequence[str] = ..., out: str | Path | None = ..., runs: str | Path | None = ...,
-            log: Log | None = ..., no_cache: bool = ..., keep_workspaces: bool = ..., shard: None = ...) -> RunResult:
-    ...
+            log: Log | None = ..., no_cache: bool = ..., keep_workspaces: bool = ..., shard: None = ...,
+            skill_name: str | None = ...) -> RunResult: ...
 @overload
 def compare(config: Config | str | Path | None = ..., *, base_skill: str, candidate_skill: str,
             splits: Sequence[str] = ..., out: str | Path | None = ..., runs: str | Path | None = ...,
             log: Log | None = ..., no_cache: bool = ..., keep_workspaces: bool = ...,
-            shard: tuple[int, int]) -> ShardRun: ...
+            shard: tuple[int, int], skill_name: str | None = ...) -> ShardRun: ...
 def compare(config: Config | str | Path | None = None, *, base_skill: str, candidate_skill: str,
             splits: Sequence[str] = ("val", "test"), out: str | Path | None = None, runs: str | Path | None = None,
             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False,
-            shard: tuple[int, int] | None = None) -> RunResult | ShardRun:
+            shard: tuple[int, int] | None = None, skill_name: str | None = None) -> RunResult | ShardRun:
     """Gate the skill text `candidate_skill` against `base_skill` on the config's tasks (the val gate decides).
     With `shard=(i, n)`: run only shard i of n's rollouts (for a sequential gate: every round the test could ask
     of its tasks) and decide nothing; `merge` the n run directories for the decision."""
     if shard is not None:
         sharding.check_spec(shard)
-    rt = _runtime(config, out, runs, "compare", log, no_cache, keep_workspaces)
+    rt = _runtime(config, out, runs, "compare", log, no_cache, keep_workspaces, skill_name=skill_name)
     if shard is not None:
         return sharding.run_compare(rt, base_skill, candidate_skill, list(splits), shard)
     report = evaluation.compare(rt, base_skill, candidate_skill, list(splits))
@@ -408,12 +434,9 @@ def merge(shards: Sequence[str | Path], config: Config | str | Path | None = Non
 
 
 def read_skill(path: str | Path) -> str:
-    """A skill file's text; ConfigError when it is missing."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("skill file not found", str(path), None, "check the path given to --skill")
-    check_utf8(p)
-    return p.read_text(encoding="utf-8")
+    """A skill file's text, or a skill folder packed into one text (package.py); ConfigError when it is
+    missing or not UTF-8."""
+    return package.read(path)
 
 
 @dataclass
@@ -445,7 +468,8 @@ class WatchResult:
 
 
 def watch(config: Config | str | Path | None = None, *, baseline: str | Path | None = None, alpha: float = 0.05,
-          out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None) -> WatchResult:
+          out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None,
+          skill_name: str | None = None) -> WatchResult:
     """Re-score the config's skill on val with fresh samples (no cache) and compare it, task by task, with the
     stored baseline: drift is a paired change beyond noise (two-sided sign-flip p < alpha over tasks) or a change
     of the model identity the target reports. Without a baseline file (default `<project root>/.skillopt/
@@ -453,12 +477,13 @@ def watch(config: Config | str | Path | None = None, *, baseline: str | Path | N
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be between 0 and 1, not {alpha:g}", None, None,
                           "pass e.g. --alpha 0.05 (a smaller alpha needs a larger change before it calls drift)")
-    cfg = _config(config)
-    rt = _runtime(cfg, out, runs, "watch", log, True, False)
+    cfg = _config(config, skill_name)
+    rt = _runtime(cfg, out, runs, "watch", log, True, False, skill_name=skill_name)
     skill = read_skill(rt.cfg.skill_path)
     result = evaluation.evaluate(rt, skill, ["val"])
     current = drift.snapshot(rt, skill, result)
-    path = Path(baseline) if baseline is not None else cfg.root / BASELINE
+    default = BASELINE if skill_name is None else BASELINE.with_name(f"baseline-{skill_name}.json")
+    path = Path(baseline) if baseline is not None else cfg.root / default
     if not path.is_file():
         write_baseline(path, current)
         return WatchResult(False, [f"no baseline yet: recorded this run's scores in {path}"], current, current,

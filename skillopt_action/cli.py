@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, api, terminal
+from . import __version__, api, package, terminal
 from .config import project_root_for, schema_json
 from .errors import EXIT_DRIFT, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, ConfigError, ConfigErrors, SkillOptError
 from .github import action
@@ -70,6 +70,9 @@ GLOBALS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
                                    "after editing a script a `command` scorer runs)"}, RUN_VERBS),
     "keep_workspaces": (("--keep-workspaces",), {"action": "store_true", "help": "keep agent workspaces after "
                                                  "scoring, to inspect them (agent targets)"}, RUN_VERBS),
+    "skill_name": (("--skill-name",), {"metavar": "NAME", "help": "with a config that lists several skills "
+                                       "(`skills:`): only this one (default: each in turn)"},
+                   ("validate", "eval", "optimize", "compare", "report", "watch")),
     "quiet": (("-q", "--quiet"), {"action": "store_true", "help": "no progress or notes on stderr (results and "
                                   "errors are still printed)"},
               ("init", "validate", "eval", "optimize", "compare", "report", "watch", "schema", "action", "merge")),
@@ -124,11 +127,13 @@ def parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, prog=f"skillopt {name}", help=summary, description=description,
                               formatter_class=_CommandFormatter)
 
-    p = command("init", "write a starter config and example tasks next to your skill file",
-                "Write .github/skillopt.yml and evals/tasks.yml for an existing skill file, and add .skillopt/ "
+    p = command("init", "write a starter config and example tasks for the skills this repository has",
+                "Detect the repository's skills (skill folders in .claude/skills, .agents/skills and .github/skills; "
+                "SKILL.md, AGENTS.md, CLAUDE.md, .github/copilot-instructions.md), write .github/skillopt.yml listing "
+                "them (one skill: `skill:`; several: `skills:`) with example tasks under evals/, and add .skillopt/ "
                 "(runs and cache) to .gitignore. Never overwrites a file.")
-    p.add_argument("--skill", metavar="PATH", help="the skill file to train (default: the first of SKILL.md, "
-                   "AGENTS.md, CLAUDE.md, .claude/skills/*/SKILL.md, .agents/skills/*/SKILL.md found here)")
+    p.add_argument("--skill", metavar="PATH", help="train only this skill file or skill folder (default: every skill "
+                   "found)")
     _add_globals(p, "init")
 
     p = command("validate", "check the config, every task file and every scorer",
@@ -286,9 +291,43 @@ def _run_options(args) -> dict:
             "keep_workspaces": args.keep_workspaces}
 
 
+def _names(args) -> list[str | None]:
+    """The skills a command runs on: --skill-name, else every skill the config lists (None: a one-skill config)."""
+    if args.skill_name:
+        return [args.skill_name]
+    return [n or None for n in api.skills(args.config)]
+
+
+def each_skill(args, paths: Paths, command: Callable[[Any, Paths, str | None], int]) -> int:
+    """Run `command` for each skill; a failing skill is reported and the others still run. The exit code is the
+    first failure's (0 when all succeeded)."""
+    names = _names(args)
+    if len(names) == 1:
+        return command(args, paths, names[0])
+    code = EXIT_OK
+    for name in names:
+        _note(args, f"== skill {name}")
+        try:
+            result = command(args, paths, name)
+        except ConfigError as exc:
+            print("\n".join(f"error: [{name}] {paths.format(e)}" for e in ConfigErrors.of(exc)), file=sys.stderr)
+            result = exc.exit_code
+        except SkillOptError as exc:
+            print(f"error: [{name}] {paths.text(str(exc))}", file=sys.stderr)
+            result = exc.exit_code
+        code = code or result
+    if code:
+        _note(args, f"at least one of {len(names)} skills failed (exit {code}); the others ran")
+    return code
+
+
 def cmd_validate(args, paths: Paths) -> int:
+    return each_skill(args, paths, _validate)
+
+
+def _validate(args, paths: Paths, name: str | None) -> int:
     try:
-        check = api.validate(args.config)
+        check = api.validate(args.config, name)
     except ConfigError as exc:
         if not args.json:
             raise
@@ -303,13 +342,15 @@ def cmd_validate(args, paths: Paths) -> int:
     if args.json:
         print(json.dumps({
             "ok": True, "config": paths.show(cfg.path), "skill": paths.show(cfg.skill_path),
+            **({"skill_name": cfg.name} if cfg.name else {}),
             "tasks": len(check.tasks), "splits": {k: len(v) for k, v in splits.items()},
             "target": f"{cfg.target.provider}:{cfg.target.model}",
             "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}",
             "plan": {"max_target_calls": check.max_target_calls, "max_optimizer_calls": check.max_optimizer_calls},
             "warnings": [paths.text(w) for w in check.warnings], "errors": []}, indent=2))
         return EXIT_OK
-    print(f"ok: {paths.show(cfg.path)}: skill {paths.show(cfg.skill_path)}, {len(check.tasks)} tasks "
+    print(f"ok: {paths.show(cfg.path)}: skill {f'{cfg.name} ' if cfg.name else ''}{paths.show(cfg.skill_path)}, "
+          f"{len(check.tasks)} tasks "
           f"(train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}), "
           f"target {cfg.target.provider}:{cfg.target.model}, optimizer {cfg.optimizer.provider}:{cfg.optimizer.model}")
     print(f"plan: at most {check.max_target_calls} target rollouts and {check.max_optimizer_calls} optimizer calls "
@@ -331,13 +372,17 @@ def _shard_done(args, paths: Paths, run: api.ShardRun) -> int:
 
 
 def cmd_eval(args, paths: Paths) -> int:
+    return each_skill(args, paths, _eval)
+
+
+def _eval(args, paths: Paths, name: str | None) -> int:
     splits = ["train", "val", "test"] if args.split == "all" else [args.split]
     if args.shard:
         run = api.evaluate(args.config, skill=api.read_skill(args.skill) if args.skill else None, splits=splits,
-                           shard=api.parse_shard(args.shard), **_run_options(args))
+                           shard=api.parse_shard(args.shard), skill_name=name, **_run_options(args))
         return _shard_done(args, paths, run)
     result = api.evaluate(args.config, skill=api.read_skill(args.skill) if args.skill else None, splits=splits,
-                          **_run_options(args))
+                          skill_name=name, **_run_options(args))
     result.write()
     if args.json:
         print(json.dumps({"run_dir": paths.show(result.out), "report": result.report.to_dict()}, indent=2,
@@ -350,29 +395,44 @@ def cmd_eval(args, paths: Paths) -> int:
 
 
 def cmd_optimize(args, paths: Paths) -> int:
+    if args.skill and len(_names(args)) > 1:
+        raise ConfigError("--skill names one skill's file, but the config lists several skills", None, None,
+                          "add --skill-name NAME")
+    return each_skill(args, paths, _optimize)
+
+
+def _optimize(args, paths: Paths, name: str | None) -> int:
+    memory = Path(args.memory) if args.memory else None
+    if memory is not None and name:  # each skill of a `skills:` config remembers its own rejected edits
+        memory = memory.with_name(f"{memory.stem}-{name}{memory.suffix}")
     result = api.optimize(args.config, skill=api.read_skill(args.skill) if args.skill else None, epochs=args.epochs,
-                          resume=args.resume, memory=Path(args.memory) if args.memory else None, **_run_options(args))
+                          resume=args.resume, memory=memory, skill_name=name, **_run_options(args))
     result.write()
+    best_name = "best_skill/" if package.is_package(result.best_skill) else "best_skill.md"
     for split, s in result.report.scores.items():
         best = f"{s['best']:.3f}" if s.get("best") is not None else "n/a"
         print(f"{split}: baseline {s['baseline']:.3f} -> best {best}")
     spend = result.report.spend
     print(("improved: " if result.improved else "no edit passed the gate; ")
-          + f"best skill in {paths.show(result.out / 'best_skill.md')}, report in "
+          + f"best skill in {paths.show(result.out / best_name)}, report in "
           f"{paths.show(result.out / 'report.md')} ({spend.get('calls', 0)} model calls, "
           f"{spend.get('cache_hits', 0)} cache hits, ${spend.get('usd', 0.0):.4f})")
     return EXIT_OK
 
 
 def cmd_compare(args, paths: Paths) -> int:
+    names = _names(args)
+    if len(names) > 1:
+        raise ConfigError(f"the config lists {len(names)} skills ({', '.join(str(n) for n in names)}); --skill and "
+                          "--base-skill are one skill's", None, None, "add --skill-name NAME")
     if args.shard:
         run = api.compare(args.config, base_skill=api.read_skill(args.base_skill),
                           candidate_skill=api.read_skill(args.skill),
                           splits=[s.strip() for s in args.splits.split(",") if s.strip()],
-                          shard=api.parse_shard(args.shard), **_run_options(args))
+                          shard=api.parse_shard(args.shard), skill_name=names[0], **_run_options(args))
         return _shard_done(args, paths, run)
     result = api.compare(args.config, base_skill=api.read_skill(args.base_skill),
-                         candidate_skill=api.read_skill(args.skill),
+                         candidate_skill=api.read_skill(args.skill), skill_name=names[0],
                          splits=[s.strip() for s in args.splits.split(",") if s.strip()], **_run_options(args))
     result.write()
     g = result.report.gate
@@ -402,9 +462,17 @@ def cmd_merge(args, paths: Paths) -> int:
 
 
 def cmd_watch(args, paths: Paths) -> int:
+    if args.baseline and len(_names(args)) > 1:
+        raise ConfigError("--baseline names one skill's file, and the config lists several skills", None, None,
+                          "add --skill-name NAME, or leave --baseline out (each skill keeps "
+                          ".skillopt/baseline-NAME.json)")
+    return each_skill(args, paths, _watch)
+
+
+def _watch(args, paths: Paths, name: str | None) -> int:
     baseline = Path(args.baseline) if args.baseline else None
     result = api.watch(args.config, baseline=baseline, alpha=args.alpha,
-                       runs=Path(args.out) if args.out else None, log=_log(args))
+                       runs=Path(args.out) if args.out else None, log=_log(args), skill_name=name)
     if result.out is not None:
         result.report.write(result.out)
     path = result.path or api.BASELINE
@@ -448,6 +516,8 @@ def cmd_report(args, paths: Paths) -> int:
     else:
         project = _project_of(args)
         where = (project if project is not None else Path.cwd()) / api.RUNS
+        if args.skill_name:
+            where = where / args.skill_name
     run = api.find_run(where)
     if run is None or not (run / "report.json").is_file():
         shown = paths.show((run or where).resolve())

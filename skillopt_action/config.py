@@ -12,7 +12,6 @@ when the config sits in `.github/`, otherwise the config file's directory.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -20,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
+from . import package
 from .config_schema import (
     CHAT_PROVIDERS,
     CONFIG_SCHEMA,
@@ -30,16 +28,16 @@ from .config_schema import (
     LOCAL_MODEL,
     PROVIDERS,
     schema_json,
+    schema_problems,
 )
 from .errors import ConfigError, ConfigErrors
 from .gate import GateSettings
 from .screen import effective_policy
-from .yamlfile import Located, LocatedList, kind_of, load
-from .yamlfile import plain as _plain
+from .yamlfile import Located, load
 
 __all__ = ["CHAT_PROVIDERS", "CONFIG_SCHEMA", "DEFAULT_CONFIG", "DEFAULT_KEY_ENV", "DEFAULT_PRICES", "LOCAL_MODEL",
            "PROVIDERS", "Config", "EditBudget", "LoopSettings", "ModelSettings", "RetrySettings", "TransferTarget",
-           "load_config", "project_root_for", "schema_json"]
+           "load_config", "load_configs", "skill_names", "project_root_for", "schema_json"]
 
 DEFAULT_PRICES = {
     "gpt-4.1": {"input": 2.0, "output": 8.0},
@@ -152,6 +150,8 @@ class Config:
     lines: dict = field(default_factory=dict)
     transfer: list[TransferTarget] = field(default_factory=list)
     edit_policy: dict[str, str] = field(default_factory=lambda: effective_policy(None))
+    name: str = ""  # the skill's name in a config that lists several (`skills:`); "" for a one-skill config
+    branch: str | None = None  # its bot branch, when the config sets one
 
     @property
     def skill_path(self) -> Path:
@@ -175,75 +175,6 @@ class Config:
 def project_root_for(config_path: Path) -> Path:
     parent = config_path.resolve().parent
     return parent.parent if parent.name == ".github" else parent
-
-
-def _locate(raw: Any, path: list) -> int | None:
-    node, line = raw, getattr(raw, "line", None)
-    for key in path:
-        if isinstance(node, (Located, LocatedList)) and (
-            key in node if isinstance(node, dict) else 0 <= key < len(node)
-        ):
-            line = node.line_of(key)
-            node = node[key]
-        else:
-            break
-    return line
-
-
-def _explain_all(err: jsonschema.ValidationError, raw: Any, file: str) -> list[ConfigError]:
-    """One ConfigError per problem: every unknown key of a mapping gets its own line."""
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        path = list(err.absolute_path)
-        allowed = sorted((err.schema if isinstance(err.schema, dict) else {}).get("properties", {}))
-        dotted = ".".join(str(p) for p in path) or "(top level)"
-        out = []
-        for key in sorted(set(err.instance) - set(allowed), key=lambda k: _locate(raw, path + [k]) or 0):
-            near = difflib.get_close_matches(str(key), allowed, n=1)
-            fix = f"did you mean `{near[0]}`?" if near else f"allowed keys here: {', '.join(allowed)}"
-            out.append(ConfigError(f"unknown key {key!r} in {dotted}", file, _locate(raw, path + [key]), fix))
-        if out:
-            return out
-    return [_explain(err, raw, file)]
-
-
-_KIND = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-         "array": "a list", "object": "a mapping (key: value)", "null": "empty"}
-
-
-def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigError:
-    path = list(err.absolute_path)
-    dotted = ".".join(str(p) for p in path) or "(top level)"
-    line = _locate(raw, path)
-    v, sch = err.validator, err.schema
-    assert isinstance(sch, dict)
-    if v == "additionalProperties":
-        allowed = sorted(sch.get("properties", {}))
-        extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
-        key = extra[0] if extra else "?"
-        line = _locate(raw, path + [key])
-        near = difflib.get_close_matches(str(key), allowed, n=1)
-        fix = f"did you mean `{near[0]}`?" if near else f"allowed keys here: {', '.join(allowed)}"
-        return ConfigError(f"unknown key {key!r} in {dotted}", file, line, fix)
-    if v == "required":
-        missing = err.message.split("'")[1] if "'" in err.message else err.message
-        example = {"skill": "`skill: SKILL.md`", "tasks": "`tasks: evals/*.yml`"}.get(missing, f"`{missing}: ...`")
-        return ConfigError(f"missing required key {missing!r}", file, line, f"add {example}")
-    if v == "enum":
-        near = difflib.get_close_matches(str(err.instance), [str(x) for x in sch["enum"]], n=1)
-        fix = f"did you mean `{near[0]}`?" if near else f"use one of: {', '.join(map(str, sch['enum']))}"
-        return ConfigError(f"`{dotted}` has invalid value {_plain(err.instance)!r}", file, line, fix)
-    if v == "type" or v == "oneOf":
-        types = sch.get("type") or "a string or a list of strings"
-        want = " or ".join(_KIND.get(str(w), str(w)) for w in (types if isinstance(types, list) else [types]))
-        key = path[-1] if path else "key"
-        return ConfigError(f"`{dotted}` must be {want}, not {kind_of(err.instance)} {_plain(err.instance)!r}", file,
-                           line, f"give `{key}` {want}")
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        bound = sch[v]
-        rel = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
-        return ConfigError(f"`{dotted}` is {_plain(err.instance)!r} but must be {rel} {bound}", file, line,
-                           f"set `{path[-1]}` to a value {rel} {bound}")
-    return ConfigError(f"`{dotted}`: {err.message}", file, line, "see the config reference in README.md")
 
 
 def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None,
@@ -289,8 +220,7 @@ def _transfer(index: int, raw: Any, file: str) -> TransferTarget:
     return TransferTarget(name=name, settings=settings, margin=float(raw.get("margin", 0.05)))
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    cfg_path = Path(path or DEFAULT_CONFIG)
+def _raw(cfg_path: Path) -> Located:
     file = str(cfg_path)
     raw = load(cfg_path)
     if raw is None:
@@ -301,17 +231,90 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(
             "the config must be a mapping of keys", file, getattr(raw, "line", 1), "write `skill: SKILL.md` etc."
         )
-    validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
-    errors = sorted(
-        validator.iter_errors(raw), key=lambda e: (_locate(raw, list(e.absolute_path)) or 0, len(list(e.absolute_path)))
-    )
-    # Every problem is collected, so `skillopt validate` can report them all in one pass.
-    problems: list[ConfigError] = [p for e in errors for p in _explain_all(e, raw, file)]
+    return raw
+
+
+def skill_names(path: str | Path | None = None) -> list[str]:
+    """The names of the skills a config lists under `skills:` (in order); [""] for a one-skill config, or for a
+    config too broken to say (loading it then reports every problem)."""
+    try:
+        raw = _raw(Path(path or DEFAULT_CONFIG))
+    except ConfigError:
+        return [""]
+    entries = raw.get("skills")
+    if not isinstance(entries, list):
+        return [""]
+    names = [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    return names or [""]
+
+
+def _merge(base: Any, over: Any) -> Located:
+    """`over`'s keys on top of `base`'s (mappings merged one level further, e.g. loop.edit_budget), with the line of
+    each key kept from where it was written."""
+    out = Located({**(base or {})})
+    out.file, out.line = getattr(base, "file", "") or getattr(over, "file", ""), getattr(base, "line", 0) or getattr(
+        over, "line", 0)
+    out.lines = {**getattr(base, "lines", {})}
+    for key, value in (over or {}).items():
+        old = out.get(key)
+        out[key] = _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        out.lines[key] = over.line_of(key) if isinstance(over, Located) else out.line
+    return out
+
+
+def _one_skill(raw: Located, name: str | None, file: str) -> tuple[Located, str, str | None]:
+    """The settings of one skill of a `skills:` config: the shared settings with its entry on top."""
+    entries = raw["skills"]
+    names = [str(e["name"]) for e in entries]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ConfigError(f"two skills are named {n!r}", file, entries.line_of(i),
+                              "give each entry of `skills:` its own `name:`")
+    if name is None and len(names) > 1:
+        raise ConfigError(f"this config lists {len(names)} skills ({', '.join(names)}); say which one", file,
+                          raw.line_of("skills"), "pass --skill-name NAME (the Action runs each in turn)")
+    chosen = names[0] if name is None else name
+    if chosen not in names:
+        raise ConfigError(f"no skill named {chosen!r} in `skills:`", file, raw.line_of("skills"),
+                          f"use one of: {', '.join(names)}")
+    entry = entries[names.index(chosen)]
+    shared = Located({k: v for k, v in raw.items() if k != "skills"})
+    shared.file, shared.line, shared.lines = raw.file, raw.line, {k: v for k, v in raw.lines.items() if k != "skills"}
+    settings = Located({k: v for k, v in entry.items() if k not in ("name", "branch")})
+    settings.file, settings.line = entry.file, entry.line
+    settings.lines = {k: v for k, v in entry.lines.items() if k in settings}
+    return _merge(shared, settings), chosen, entry.get("branch")
+
+
+def load_configs(path: str | Path | None = None) -> list[Config]:
+    """Every skill of a config (one for a one-skill config), each as its own Config."""
+    return [load_config(path, name or None) for name in skill_names(path)]
+
+
+def load_config(path: str | Path | None = None, skill_name: str | None = None) -> Config:
+    """The config's settings for one skill: the only one, or with `skills:` the one named `skill_name` (required
+    when it lists several)."""
+    cfg_path = Path(path or DEFAULT_CONFIG)
+    file = str(cfg_path)
+    raw = _raw(cfg_path)
+    problems = schema_problems(raw, file)
+    name, branch = "", None
+    if not problems and "skills" in raw:
+        raw, name, branch = _one_skill(raw, skill_name, file)
+        problems = schema_problems(raw, file)  # its `loop:` and `budget:` on top of the shared ones
+    elif skill_name and not problems:
+        raise ConfigError(f"--skill-name {skill_name} given, but the config has one skill and no `skills:` list",
+                          file, raw.line_of("skill"), "leave out --skill-name, or list the skills under `skills:`")
+    errors = list(problems)  # schema problems: the settings below assume a schema-valid config
     root = project_root_for(cfg_path)
     skill = raw.get("skill")
-    if isinstance(skill, str) and skill and not (root / skill).is_file():
-        problems.append(ConfigError(f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
-                                    "create it, or fix `skill:` (paths are relative to the repository root)"))
+    if isinstance(skill, str) and skill and not package.exists(root / skill):
+        folder = (root / skill).is_dir()
+        problems.append(ConfigError(
+            f"skill folder {skill!r} has no {package.MAIN}" if folder else
+            f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
+            f"add {package.MAIN} to the folder (a skill package: SKILL.md, references/*.md, scripts)" if folder else
+            "create it, or fix `skill:` (a file, or a skill folder; paths are relative to the repository root)"))
     if errors:  # the settings below assume a schema-valid config
         _raise(problems)
     skill = str(raw["skill"])
@@ -325,6 +328,8 @@ def load_config(path: str | Path | None = None) -> Config:
 
     if (root / skill).is_file():
         attempt(lambda: check_utf8(root / skill), None)
+    elif package.exists(root / skill):
+        attempt(lambda: package.read(root / skill), None)  # every Markdown file UTF-8, the folder not too big
     tasks = [raw["tasks"]] if isinstance(raw["tasks"], str) else list(raw["tasks"])
     splits = raw.get("splits") or {}
     ratios = {
@@ -394,6 +399,7 @@ def load_config(path: str | Path | None = None) -> Config:
         cache_dir=(root / raw.get("cache_dir", ".skillopt/cache")), raw=raw,
         transfer=transfer,
         edit_policy=effective_policy(raw.get("edit_policy")),
+        name=name, branch=branch,
     )
 
 

@@ -1,6 +1,7 @@
 """The JSON Schema of `.github/skillopt.yml`: the single source of truth for what a config may say.
 
 It sits next to `config.py` on the parts floor because the `edit_policy` classes come from `screen.py`.
+`schema_problems` turns every violation into a ConfigError naming the line and what to write instead.
 
 `config.py` validates every config against it (errors name file:line and the fix); the published copy is
 `skillopt_action/schema/skillopt.schema.json` (`skillopt schema` prints it; a test keeps the two identical).
@@ -8,10 +9,16 @@ It sits next to `config.py` on the parts floor because the `edit_policy` classes
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
+import jsonschema
+
+from .errors import ConfigError
 from .screen import ACTIONS, ALWAYS_REJECT, CLASSES
+from .yamlfile import Located, LocatedList, kind_of
+from .yamlfile import plain as _plain
 
 DEFAULT_CONFIG = ".github/skillopt.yml"
 PROVIDERS = ["openai", "azure", "anthropic", "local", "command", "claude-code", "codex"]
@@ -57,33 +64,65 @@ _MODEL: dict[str, Any] = {
         },
     },
 }
+_SKILL: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "Path of the skill to train: a file (SKILL.md, AGENTS.md, CLAUDE.md ...) or a skill folder "
+                   "(SKILL.md with references/*.md and scripts: every Markdown file is trained, scripts are installed "
+                   "as they are).",
+}
+_TASKS: dict[str, Any] = {
+    "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+    "description": "Glob(s) of YAML/JSONL task files.",
+}
+_SPLITS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "train": {"type": "number", "minimum": 0},
+        "val": {"type": "number", "minimum": 0},
+        "test": {"type": "number", "minimum": 0},
+        "seed": {"type": "integer"},
+    },
+    "description": "Ratios for tasks without an explicit `split:` (default 0.5/0.25/0.25, seed 0).",
+}
 CONFIG_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://github.com/skillopt/skillopt-action/schema/skillopt.schema.json",
     "title": "skillopt-action configuration (.github/skillopt.yml)",
     "type": "object",
     "additionalProperties": False,
-    "required": ["skill", "tasks"],
+    "description": "One skill (`skill:` and `tasks:`) or several (`skills:`, each with its own tasks, budget and "
+                   "branch; the other settings are shared).",
+    "oneOf": [{"required": ["skill", "tasks"], "not": {"required": ["skills"]}},
+              {"required": ["skills"], "not": {"anyOf": [{"required": ["skill"]}, {"required": ["tasks"]}]}}],
     "properties": {
-        "skill": {
-            "type": "string",
-            "minLength": 1,
-            "description": "Path of the skill file to train (SKILL.md, AGENTS.md, CLAUDE.md ...).",
-        },
-        "tasks": {
-            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-            "description": "Glob(s) of YAML/JSONL task files.",
-        },
-        "splits": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "train": {"type": "number", "minimum": 0},
-                "val": {"type": "number", "minimum": 0},
-                "test": {"type": "number", "minimum": 0},
-                "seed": {"type": "integer"},
+        "skill": _SKILL,
+        "tasks": _TASKS,
+        "splits": _SPLITS,
+        "skills": {
+            "type": "array",
+            "minItems": 1,
+            "description": "Several skills in one repository: each gets its own run, `skillopt / gate (<name>)` check, "
+                           "pull request and branch (`skillopt/<name>`); settings not given here are shared.",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "skill", "tasks"],
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$",
+                             "description": "The skill's name: lower-case letters, digits, '.', '_' or '-' (used in "
+                                            "the check name, the branch and `--skill-name`)."},
+                    "skill": _SKILL,
+                    "tasks": _TASKS,
+                    "splits": _SPLITS,
+                    "branch": {"type": "string", "pattern": "^[A-Za-z0-9._/-]+$",
+                               "description": "The bot branch of this skill's pull request (default skillopt/<name>)."},
+                    "loop": {"type": "object", "description": "`loop:` settings for this skill (e.g. `edit_budget`), "
+                                                               "on top of the shared `loop:`."},
+                    "budget": {"type": "object", "description": "`budget:` caps for this skill's run."},
+                },
             },
-            "description": "Ratios for tasks without an explicit `split:` (default 0.5/0.25/0.25, seed 0).",
         },
         "target": _MODEL,
         "optimizer": _MODEL,
@@ -216,3 +255,94 @@ CONFIG_SCHEMA: dict = {
 
 def schema_json() -> str:
     return json.dumps(CONFIG_SCHEMA, indent=2) + "\n"
+
+
+# --------------------------------------------------------------------------- violations explained
+
+
+def _locate(raw: Any, path: list) -> int | None:
+    node, line = raw, getattr(raw, "line", None)
+    for key in path:
+        if isinstance(node, (Located, LocatedList)) and (
+            key in node if isinstance(node, dict) else 0 <= key < len(node)
+        ):
+            line = node.line_of(key)
+            node = node[key]
+        else:
+            break
+    return line
+
+
+def _explain_all(err: jsonschema.ValidationError, raw: Any, file: str) -> list[ConfigError]:
+    """One ConfigError per problem: every unknown key of a mapping gets its own line."""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        path = list(err.absolute_path)
+        allowed = sorted((err.schema if isinstance(err.schema, dict) else {}).get("properties", {}))
+        dotted = ".".join(str(p) for p in path) or "(top level)"
+        out = []
+        for key in sorted(set(err.instance) - set(allowed), key=lambda k: _locate(raw, path + [k]) or 0):
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            fix = f"did you mean `{near[0]}`?" if near else f"allowed keys here: {', '.join(allowed)}"
+            out.append(ConfigError(f"unknown key {key!r} in {dotted}", file, _locate(raw, path + [key]), fix))
+        if out:
+            return out
+    return [_explain(err, raw, file)]
+
+
+_KIND = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+         "array": "a list", "object": "a mapping (key: value)", "null": "empty"}
+
+
+def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigError:
+    path = list(err.absolute_path)
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    line = _locate(raw, path)
+    v, sch = err.validator, err.schema
+    assert isinstance(sch, dict)
+    if v == "oneOf" and not path and isinstance(err.instance, dict):  # one skill (skill + tasks) or `skills:`
+        inst = err.instance
+        if "skills" in inst and ("skill" in inst or "tasks" in inst):
+            both = "skill" if "skill" in inst else "tasks"
+            return ConfigError(f"`{both}:` and `skills:` cannot both be given", file, _locate(raw, [both]),
+                               f"move `{both}:` into each entry of `skills:` (or remove `skills:` for one skill)")
+        missing = next(k for k in ("skill", "tasks") if k not in inst)
+        example = {"skill": "`skill: SKILL.md`", "tasks": "`tasks: evals/*.yml`"}[missing]
+        return ConfigError(f"missing required key {missing!r}", file, line, f"add {example} (or list several skills "
+                           "under `skills:`)")
+    if v == "additionalProperties":
+        allowed = sorted(sch.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
+        key = extra[0] if extra else "?"
+        line = _locate(raw, path + [key])
+        near = difflib.get_close_matches(str(key), allowed, n=1)
+        fix = f"did you mean `{near[0]}`?" if near else f"allowed keys here: {', '.join(allowed)}"
+        return ConfigError(f"unknown key {key!r} in {dotted}", file, line, fix)
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        example = {"skill": "`skill: SKILL.md`", "tasks": "`tasks: evals/*.yml`"}.get(missing, f"`{missing}: ...`")
+        return ConfigError(f"missing required key {missing!r}", file, line, f"add {example}")
+    if v == "enum":
+        near = difflib.get_close_matches(str(err.instance), [str(x) for x in sch["enum"]], n=1)
+        fix = f"did you mean `{near[0]}`?" if near else f"use one of: {', '.join(map(str, sch['enum']))}"
+        return ConfigError(f"`{dotted}` has invalid value {_plain(err.instance)!r}", file, line, fix)
+    if v == "type" or v == "oneOf":
+        types = sch.get("type") or "a string or a list of strings"
+        want = " or ".join(_KIND.get(str(w), str(w)) for w in (types if isinstance(types, list) else [types]))
+        key = path[-1] if path else "key"
+        return ConfigError(f"`{dotted}` must be {want}, not {kind_of(err.instance)} {_plain(err.instance)!r}", file,
+                           line, f"give `{key}` {want}")
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = sch[v]
+        rel = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
+        return ConfigError(f"`{dotted}` is {_plain(err.instance)!r} but must be {rel} {bound}", file, line,
+                           f"set `{path[-1]}` to a value {rel} {bound}")
+    return ConfigError(f"`{dotted}`: {err.message}", file, line, "see the config reference in README.md")
+
+
+def schema_problems(raw: Located, file: str) -> list[ConfigError]:
+    validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
+    errors = sorted(
+        validator.iter_errors(raw), key=lambda e: (_locate(raw, list(e.absolute_path)) or 0, len(list(e.absolute_path)))
+    )
+    # Every problem is collected, so `skillopt validate` can report them all in one pass.
+    return [p for e in errors for p in _explain_all(e, raw, file)]

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from .diff import diff_stats
 from .gate import GateResult, GateSettings
 from .gate import compare as gate_compare
+from .package import diff as package_diff
 from .report import Report, build_report
 from .rollout import RolloutEngine, mean_scores, split_mean
 from .runtime import Runtime
@@ -87,7 +87,7 @@ def compare(rt: Runtime, base_text: str, candidate_text: str, splits: list[str])
         scores, tasks, gates = score_splits(rt, base_text, candidate_text, splits, "compare")
     for split, s in scores.items():
         rt.log(f"{split}: base {s['baseline']:.3f} -> candidate {s['best']:.3f} ({rt.spend_line()})")
-    diff, added, removed = diff_stats(base_text, candidate_text, rt.cfg.skill)
+    diff, added, removed = package_diff(base_text, candidate_text, rt.cfg.skill)
     return build_report(rt, kind="compare", status="completed", stop_reason=None, baseline=base_text,
                         best=candidate_text, scores=scores, tasks=tasks, gates=gates, steps=[], diff=diff,
                         changed_lines=added + removed)

@@ -10,11 +10,10 @@ import math
 import random
 from pathlib import Path
 
+from . import package
 from .ablation import CONFIRM_OFFSET, run_ablation
 from .calls import content_key
 from .config import Config
-from .diff import diff_stats
-from .edits import apply_edits
 from .errors import BudgetExceeded, ConfigError
 from .evaluation import (
     gate_decision,
@@ -75,7 +74,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     """Train the skill; returns (report, baseline skill text, best skill text). Writes only the run's
     checkpoint (state.json), trajectories.jsonl and, when given, the rejected-edit memory."""
     cfg, log = rt.cfg, rt.log
-    baseline = skill_text if skill_text is not None else cfg.skill_path.read_text(encoding="utf-8")
+    baseline = skill_text if skill_text is not None else package.read(cfg.skill_path)
     epochs = epochs or cfg.loop.epochs
     state_path = rt.out / "state.json"
     if not rt.splits["train"] or not rt.splits["val"]:
@@ -157,7 +156,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
             if record["accepted"]:
                 state["current"] = record.pop("candidate")
                 if sequential:
-                    record["diff"], added, removed = diff_stats(current, state["current"], cfg.skill)
+                    record["diff"], added, removed = package.diff(current, state["current"], cfg.skill)
                     record["changed_lines"] = added + removed
             else:
                 record.pop("candidate", None)
@@ -199,7 +198,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         log(f"final scoring skipped: {exc}")
     if memory:
         evidence.save(memory)
-    diff, added, removed = diff_stats(baseline, best, cfg.skill)
+    diff, added, removed = package.diff(baseline, best, cfg.skill)
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
     report = build_report(rt, kind="optimize", status=state["status"], stop_reason=stop_reason,
@@ -286,7 +285,7 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
                                        [r.completion.text for r in flat], skill=current, policy=cfg.edit_policy,
                                        inputs=[(f"the input of train task {t.id!r}", t.prompt_text()) for t in batch])
     dropped += blocked
-    applied = apply_edits(current, merged, max_ops=max_ops, max_lines=max_lines, name=cfg.skill)
+    applied = package.apply(current, merged, max_ops=max_ops, max_lines=max_lines, name=cfg.skill)
     record = {
         "step": step + 1,
         "epoch": epoch + 1,

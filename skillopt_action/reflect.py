@@ -16,7 +16,9 @@ import random
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+from . import package
 from .markdown import protected_spans
 from .render import render
 from .text import strip_thinking
@@ -38,8 +40,9 @@ def untrusted(text: str, limit: int) -> str:
     return text
 
 
-def edits_schema(max_edits: int) -> dict:
-    return {
+def edits_schema(max_edits: int, files: bool = False) -> dict:
+    """The answer's JSON schema; `files`: the skill is a package, so each edit may name its `file`."""
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "analysis": {"type": "string", "maxLength": 600},
@@ -56,6 +59,9 @@ def edits_schema(max_edits: int) -> dict:
         },
         "required": ["analysis", "edits"],
     }
+    if files:
+        schema["properties"]["edits"]["items"]["properties"]["file"] = {"type": "string", "maxLength": 200}
+    return schema
 
 
 @dataclass
@@ -98,15 +104,19 @@ def extract_json(text: str):
     raise ValueError(last_error)
 
 
-def parse_proposal(text: str, kind: str, max_edits: int) -> tuple[str, list[Edit]]:
+def parse_proposal(text: str, kind: str, max_edits: int, skill: str = "") -> tuple[str, list[Edit]]:
+    """The analysis and edits of an answer. For a skill package (`skill`) each edit keeps the file it names (the
+    main file's name becomes ""); a single-file skill has no files to name, so `file` is ignored there."""
     data = extract_json(text)
+    files = package.is_package(skill)
     if not isinstance(data, dict) or not isinstance(data.get("edits"), list):
         raise ValueError('the answer must be a JSON object with an "edits" list')
     edits = []
     for i, raw in enumerate(data["edits"][:max_edits]):
         if not isinstance(raw, dict):
             raise ValueError(f"edits[{i}] must be an object")
-        fields = {k: raw[k] for k in ("op", "anchor", "content", "rationale") if k in raw}  # bookkeeping is ours
+        keys = ("op", "anchor", "content", "rationale") + (("file",) if files else ())
+        fields = {k: raw[k] for k in keys if k in raw}  # bookkeeping is ours
         if fields.get("op") == "delete":
             fields.pop("content", None)  # the answer schema makes every op carry `content`; delete ignores it
         try:
@@ -114,6 +124,7 @@ def parse_proposal(text: str, kind: str, max_edits: int) -> tuple[str, list[Edit
         except ValueError as exc:
             raise ValueError(f"edits[{i}]: {exc}") from None
         e.source = kind
+        e.file = package.normalise_file(skill, e.file) if files else ""
         edits.append(e)
     analysis = data.get("analysis", "")
     return (analysis if isinstance(analysis, str) else json.dumps(analysis)), edits
@@ -154,16 +165,20 @@ def reflect(optimizer, skill: str, tasks: dict[str, Task], rollouts: list[Rollou
     successes = [] if failure_only else [r for r in rollouts if r.score.passed]
     jobs = [("failure", b) for b in minibatches(failures, minibatch_size, seed)]
     jobs += [("success", b) for b in minibatches(successes, minibatch_size, seed + 1)]
-    spans = protected_spans(skill)
-    headings = [m.group(0) for m in re.finditer(r"^#{1,6} .+$", skill, re.M)
+    main = package.main_text(skill)
+    spans = protected_spans(main)
+    headings = [m.group(0) for m in re.finditer(r"^#{1,6} .+$", main, re.M)
                 if not any(a <= m.start() < b for a, b in spans)]
+    files = package.prompt_files(skill) if package.is_package(skill) else []
     system = render("reflect_system.md.j2", max_edits=max_edits, max_lines=max_lines, ops=OPS,
-                    example_heading=headings[-1].strip() if headings else "## Guidelines")
-    schema = edits_schema(max_edits)
+                    example_heading=headings[-1].strip() if headings else "## Guidelines",
+                    main_file=files[0]["path"] if files else "")
+    schema = edits_schema(max_edits, files=bool(files))
 
     def run(idx_job):
         idx, (kind, batch) = idx_job
-        user = render("reflect_batch.md.j2", kind=kind, skill=skill, max_edits=max_edits, max_lines=max_lines,
+        user = render("reflect_batch.md.j2", kind=kind, skill=skill, files=files,
+                      assets=package.asset_names(skill), max_edits=max_edits, max_lines=max_lines,
                       trajectories=[_trajectory_view(tasks[r.task_id], r, max_chars) for r in batch],
                       rejected=rejected[-12:])
         prop = Proposal(kind, [r.task_id for r in batch])
@@ -172,7 +187,7 @@ def reflect(optimizer, skill: str, tasks: dict[str, Task], rollouts: list[Rollou
             prop.attempts = attempt + 1
             reply = optimizer.complete(system, messages, seed=seed * 1000 + idx * 10 + attempt, json_schema=schema)
             try:
-                prop.analysis, prop.edits = parse_proposal(reply.text, kind, max_edits)
+                prop.analysis, prop.edits = parse_proposal(reply.text, kind, max_edits, skill)
                 prop.error = None
                 for e in prop.edits:
                     e.tasks = tuple(prop.tasks)

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .package import markdown_text
 from .redact import find_secrets, redact_obj, secret_env_names
 from .types import Edit, Task
 
@@ -257,6 +258,7 @@ def screen(edits: list[Edit], held_out: list[Task], outputs: list[str], min_ref:
     Returns (kept, blocked, warnings); blocked and warnings are report rows {"edit", "reason", "class", "match"}:
     a rejected edit gives one blocked row, a flagged edit one warning row per flagged class."""
     pol = effective_policy(policy)
+    skill = markdown_text(skill)  # a package: the lines of all its Markdown files are not new
     refs = []
     for t in held_out:
         values = t.reference if isinstance(t.reference, list) else [t.reference]

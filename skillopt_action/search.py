@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .edits import apply_edits
+from . import package
 from .evaluation import run_sequential, sequential_settings
 from .evidence import EvidenceMemory
 from .reflect import merge, reflect
@@ -74,7 +74,7 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
     candidates: list[dict[str, Any]] = []
     seen_texts: set[str] = set()
     for e in kept[: cfg.loop.candidates]:
-        applied = apply_edits(current, [e], max_ops=1, max_lines=max_lines, name=cfg.skill)
+        applied = package.apply(current, [e], max_ops=1, max_lines=max_lines, name=cfg.skill)
         row: dict[str, Any] = {"edit": e.to_dict(), "applied": applied.changed,
                                "reason": applied.results[0].reason if applied.results else "",
                                "diff": applied.diff, "changed_lines": applied.added_lines + applied.removed_lines,
@@ -179,7 +179,7 @@ def _combine(rt: Runtime, n: int, current: str, accepted: list[tuple[dict[str, A
         best_row["kept"] = True
         return best_row["_text"], None
     edits = [Edit.from_dict(r["edit"]) for r, _ in ranked]
-    combined = apply_edits(current, edits, max_ops=max_ops, max_lines=max_lines, name=rt.cfg.skill)
+    combined = package.apply(current, edits, max_ops=max_ops, max_lines=max_lines, name=rt.cfg.skill)
     applied_keys = {e.key() for e in combined.applied}
     if len(applied_keys) < 2:
         best_row["kept"] = True

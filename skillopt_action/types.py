@@ -160,7 +160,7 @@ class Rollout:
 
 OPS = ("add", "insert_after", "replace", "delete")
 SOURCES = ("", "failure", "success")
-EDIT_KEYS = ("op", "anchor", "content", "rationale", "source", "support", "tasks")
+EDIT_KEYS = ("op", "anchor", "content", "rationale", "source", "support", "tasks", "file")
 
 _WS_RE = re.compile(r"\s+")
 _HEADING_ANCHOR_RE = re.compile(r"^\s*(#+)\s*(.*?)\s*#*\s*$", re.DOTALL)
@@ -190,21 +190,21 @@ class Edit:
     source: str = ""
     support: int = 1
     tasks: tuple[str, ...] = ()
+    file: str = ""  # the file of a skill package it changes, by path inside the folder ("" = the main file)
 
     def key(self) -> str:
         """Identity for dedup and the rejected-edit memory.
 
         Two edits have the same key when op, anchor and content agree after collapsing
         whitespace and case (and, for `add`, ignoring the heading's '#' marks), so
-        "## Rules" / "rules" and "Cite  sources.\\n" / "cite sources." are the same edit.
+        "## Rules" / "rules" and "Cite  sources.\\n" / "cite sources." are the same edit. An edit of another file
+        of a package (`file`) is a different edit from the same text in the main file.
         """
         anchor = self.anchor or ""
         if self.op == "add":
             anchor = heading_text(anchor)[1]
-        return json.dumps(
-            [self.op, norm_ws(anchor).casefold(), norm_ws(self.content or "").casefold()],
-            ensure_ascii=False,
-        )
+        key = [self.op, norm_ws(anchor).casefold(), norm_ws(self.content or "").casefold()]
+        return json.dumps(key + [self.file] if self.file else key, ensure_ascii=False)
 
     def to_dict(self) -> dict:
         return {
@@ -215,6 +215,7 @@ class Edit:
             "source": self.source,
             "support": self.support,
             "tasks": list(self.tasks),
+            **({"file": self.file} if self.file else {}),
         }
 
     @classmethod
@@ -289,6 +290,9 @@ def parse_edit(d: Any) -> Edit:
     for t in tasks:
         if not isinstance(t, str):
             raise ValueError(f"tasks must be a list of task id strings, got an item {t!r}")
+    file = d.get("file") or ""
+    if not isinstance(file, str):
+        raise ValueError(f"file must be a path string, got {type(file).__name__}")
     return Edit(
         op=op,
         anchor=(anchor or None) if op == "add" else anchor,
@@ -297,4 +301,5 @@ def parse_edit(d: Any) -> Edit:
         source=source,
         support=support,
         tasks=tuple(tasks),
+        file=file.strip(),
     )

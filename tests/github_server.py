@@ -562,7 +562,22 @@ class FakeGitHub:
             entries = repo.trees[repo.commits[sha]["tree"]]
             path = v["path"].strip("/")
             if path not in entries:
-                raise ApiError(404, "Not Found")
+                children = sorted({p[len(path) + 1:].split("/", 1)[0] for p in entries if p.startswith(path + "/")})
+                if not path or not children:
+                    raise ApiError(404, "Not Found")
+                # a directory: its entries without content (GitHub's content-directory shape)
+                listing = []
+                for name in children:
+                    child = f"{path}/{name}"
+                    is_file = child in entries
+                    sha_c = entries[child] if is_file else git_blob_sha(child.encode())
+                    listing.append({"type": "file" if is_file else "dir", "size": len(repo.blobs[sha_c]) if is_file else 0,
+                                    "name": name, "path": child, "sha": sha_c, "url": f"{base}/contents/{child}?ref={ref}",
+                                    "git_url": f"{base}/git/{'blobs' if is_file else 'trees'}/{sha_c}",
+                                    "html_url": f"{self.host}/{repo.full_name}/{'blob' if is_file else 'tree'}/{ref}/{child}",
+                                    "download_url": None,
+                                    "_links": {"self": f"{base}/contents/{child}", "git": None, "html": None}})
+                return 200, listing, {}
             data = repo.blobs[entries[path]]
             return 200, {"type": "file", "encoding": "base64", "size": len(data), "name": path.rsplit("/", 1)[-1], "path": path,
                          "content": base64.b64encode(data).decode(), "sha": entries[path],

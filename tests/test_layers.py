@@ -19,7 +19,7 @@ FLOORS: list[set[str]] = [
     {"text", "fmt", "procs", "redact", "yamlfile", "render", "workspace", "diff", "markdown", "terminal", "gate", "sequential",
      "throttle",
      "targets.base", "scorers.base"},
-    {"config", "config_schema", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers",
+    {"config", "config_schema", "providers", "tasks", "calls", "edits", "package", "reflect", "screen", "evidence", "scorers",
      "targets"},
     {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop", "shard"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)

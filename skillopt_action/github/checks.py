@@ -1,6 +1,7 @@
 """The `skillopt / gate` check run on a head SHA: created in_progress, completed with a verdict.
 
-A re-run for the same SHA finds the existing check run by name and updates it instead of adding one.
+A re-run for the same SHA finds the existing check run by name and updates it instead of adding one. Each skill
+of a config that lists several (`skills:`) has its own check, `skillopt / gate (<name>)`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from .present import edits_markdown
 
 CHECK_NAME = "skillopt / gate"
 MAX_OUTPUT = 65535  # GitHub's limit for output.summary and output.text, each
+
+
+def check_name(skill_name: str | None = None) -> str:
+    """`skillopt / gate`, or `skillopt / gate (<name>)` for one skill of several."""
+    return f"{CHECK_NAME} ({skill_name})" if skill_name else CHECK_NAME
 
 
 def fit(text: str, limit: int, more_url: str | None) -> str:
@@ -32,21 +38,21 @@ def conclusion_for(report: dict) -> str:
     return "success" if report.get("improved") else "failure"
 
 
-def find(repo, head_sha: str):
-    for run in repo.get_commit(head_sha).get_check_runs(check_name=CHECK_NAME):
+def find(repo, head_sha: str, name: str = CHECK_NAME):
+    for run in repo.get_commit(head_sha).get_check_runs(check_name=name):
         return run
     return None
 
 
-def start(repo, head_sha: str, details_url: str, title: str = "Scoring the skill…"):
+def start(repo, head_sha: str, details_url: str, title: str = "Scoring the skill…", name: str = CHECK_NAME):
     """Create the check in_progress, or reset the existing one for this SHA to in_progress."""
     output = {"title": title, "summary": f"skillopt is scoring this commit. [Follow the run]({details_url})."}
-    existing = find(repo, head_sha)
+    existing = find(repo, head_sha, name)
     if existing is not None:
         existing.edit(status="in_progress", details_url=details_url, output=output)
         return existing
     return repo.create_check_run(
-        name=CHECK_NAME, head_sha=head_sha, status="in_progress", details_url=details_url, output=output
+        name=name, head_sha=head_sha, status="in_progress", details_url=details_url, output=output
     )
 
 

@@ -111,7 +111,8 @@ def optimize_pull_request(ctx: Context, pr, epochs: int | None) -> tuple[dict, s
         raise ConfigError(f"the base branch has no {ctx.s.config}",
                           fix="merge a skillopt config into the base branch first")
     skill_path = load_config(str(config)).skill
-    start = prs.file_at(ctx.repo, skill_path, pr.head.sha)
+    like = ctx.read_text(base / skill_path, f"skill file {skill_path} on the base branch")
+    start = prs.skill_at(ctx.repo, skill_path, pr.head.sha, like)
     if start is None:
         raise ConfigError(f"this pull request has no {skill_path}", fix="restore the skill file in the pull request")
     run = api.optimize(config, skill=start, epochs=epochs, out=ctx.out_dir("optimize"), log=stderr_log)

@@ -46,6 +46,12 @@ class Context:
         """The rejected-edit memory of scheduled runs (the core's `--memory`)."""
         return self.memory_dir / REJECTED
 
+    def memory_for(self, skill_name: str | None) -> Path:
+        """The rejected-edit memory of one skill of a `skills:` config (each skill remembers its own)."""
+        if not skill_name:
+            return self.memory_path
+        return self.memory_dir / f"{Path(REJECTED).stem}-{skill_name}{Path(REJECTED).suffix}"
+
     @property
     def refusal_path(self) -> Path:
         return self.memory_dir / REFUSED
@@ -126,6 +132,7 @@ class Context:
 
     @staticmethod
     def read_text(path: Path, what: str) -> str:
-        if not path.is_file():
+        """The skill at `path` as the core reads it (a skill folder: packed, see package.py)."""
+        if not path.exists():
             raise ConfigError(f"{what} not found", str(path), fix="check `skill:` in the config and the `config` input")
-        return path.read_text(encoding="utf-8")
+        return api.read_skill(path)

@@ -25,14 +25,14 @@ MAX_BODY = 65536
 
 
 def pr_body(ctx: Context, report: dict, marker: str, note: str = "") -> str:
-    body = render("github_pr_body.md.j2", r=report, report_md=ctx.result.report_md, run_url=ctx.s.run_url, fmt=fmt,
+    body = render("github_pr_body.md.j2", r=report, report_md=ctx.last_report_md, run_url=ctx.s.run_url, fmt=fmt,
                   edits=edits_markdown(report), whose="", note=note)
     # the marker goes after the cut: a long report must never lose the state that later runs read back
     return checks.fit(body, MAX_BODY - len(marker) - 2, ctx.s.run_url) + "\n" + marker + "\n"
 
 
 def execute(ctx: Context, plan: prs.Plan, *, report: dict, best: str, default_skill: str, skill_path: str,
-            branch: str, open_pr: prs.OpenPR | None) -> None:
+            branch: str, open_pr: prs.OpenPR | None, check: str = checks.CHECK_NAME) -> None:
     repo = ctx.repo
     title = pr_title(skill_path, report)
     head = open_pr.head_sha if open_pr else None
@@ -74,7 +74,7 @@ def execute(ctx: Context, plan: prs.Plan, *, report: dict, best: str, default_sk
         ctx.result.pr_number, ctx.result.pr_url = pr.number, pr.html_url
         ctx.log(f"pull request #{pr.number}: {pr.html_url}")
     if pr is not None and head and plan.push:
-        post_check(ctx, head, report)
+        post_check(ctx, head, report, check)
 
 
 def create(ctx: Context, *, branch: str, title: str, body: str, previous: str | None):
@@ -112,18 +112,18 @@ def note_new_proposal(ctx: Context, pr, proposal: str) -> None:
                                                      run_url=ctx.s.run_url, proposal=proposal))
 
 
-def post_check(ctx: Context, head: str, report: dict) -> None:
+def post_check(ctx: Context, head: str, report: dict, check: str = checks.CHECK_NAME) -> None:
     """The gate check on a commit the bot pushed (the optimize report compares it with the default branch)."""
     try:
-        run = checks.start(ctx.repo, head, ctx.s.run_url)
+        run = checks.start(ctx.repo, head, ctx.s.run_url, name=check)
     except GithubException as exc:
         if not access.not_accessible(exc):
             raise
-        ctx.annotate("warning", f"skillopt could not post the `{checks.CHECK_NAME}` check on {head[:12]} "
+        ctx.annotate("warning", f"skillopt could not post the `{check}` check on {head[:12]} "
                      f"({access.message_of(exc)}); the pull request is fine. Checks need the workflow token with "
                      "`checks: write` or a GitHub App token.")
         return
     title, summary, text = checks.summary_for(report, ctx.s.run_url)
     verdict = checks.conclusion_for(report)
     checks.complete(run, conclusion=verdict, title=title, summary=summary, text=text, more_url=ctx.s.run_url)
-    ctx.log(f"check `{checks.CHECK_NAME}` on {head[:12]}: {verdict}")
+    ctx.log(f"check `{check}` on {head[:12]}: {verdict}")

@@ -85,9 +85,25 @@ def handle(ctx: Context) -> None:
         if not ctx.t.dry_run:
             post_neutral(ctx, ref.head_sha, "Not run: draft pull request", DRAFT_NOTE.format(number=ref.number))
         return
-    report = gate(ctx, ref.head_sha, ref.base_sha, ref.number, command=None)
-    if report is not None and not ctx.t.dry_run:
-        bot_pr_pushed_by_human(ctx, ref.number, ref.head_sha, report, pusher=ref.sender)
+    names = skills_on_base(ctx, ref.base_sha)
+    if len(names) == 1:
+        report = gate(ctx, ref.head_sha, ref.base_sha, ref.number, command=None, skill_name=names[0])
+        if report is not None and not ctx.t.dry_run:
+            bot_pr_pushed_by_human(ctx, ref.number, ref.head_sha, report, pusher=ref.sender)
+        return
+    verdicts = []
+    for i, name in enumerate(names):  # one check per skill; each is gated against the base branch on its own
+        report = gate(ctx, ref.head_sha, ref.base_sha, ref.number, command=None, primary=i == 0, skill_name=name)
+        verdicts.append(f"{name}: {checks.conclusion_for(report) if report is not None else 'not gated'}")
+    ctx.result.title = f"gated {len(names)} skills on #{ref.number} ({', '.join(verdicts)})"
+
+
+def skills_on_base(ctx: Context, base_sha: str) -> list[str | None]:
+    """The skills the base branch's config lists ([None] for a one-skill config, or no config)."""
+    config = ctx.base_snapshot(base_sha) / ctx.s.config
+    if not config.is_file():
+        return [None]
+    return [n or None for n in api.skills(config)]
 
 
 def shard(ctx: Context, ref) -> None:
@@ -149,7 +165,7 @@ def post_neutral(ctx: Context, head_sha: str, title: str, summary: str) -> None:
 
 
 def gate(ctx: Context, head_sha: str, base_sha: str, number: int, command: str | None, whose: str = "",
-         primary: bool = True) -> dict | None:
+         primary: bool = True, skill_name: str | None = None) -> dict | None:
     """Score the skill at head_sha against the base's skill, using the base's config and tasks; post the check.
     `primary`: this comparison is what the run reports (outputs, job summary), not a side job of it.
 
@@ -157,13 +173,14 @@ def gate(ctx: Context, head_sha: str, base_sha: str, number: int, command: str |
     with a notice before any model call."""
     repo = ctx.repo
     run = None
+    check = checks.check_name(skill_name)
     if not ctx.t.dry_run:
         try:
-            run = checks.start(repo, head_sha, ctx.s.run_url)
+            run = checks.start(repo, head_sha, ctx.s.run_url, name=check)
         except GithubException as exc:
             if not access.not_accessible(exc):
                 raise
-            ctx.read_only(f"skillopt cannot post the `{checks.CHECK_NAME}` check on {head_sha[:12]} "
+            ctx.read_only(f"skillopt cannot post the `{check}` check on {head_sha[:12]} "
                           f"({access.message_of(exc)}), so it scored nothing and called no model. Give the "
                           "workflow `permissions: checks: write` (the check needs the workflow token or a GitHub "
                           "App token; personal access tokens cannot post checks).", "cannot post the check")
@@ -182,9 +199,9 @@ def gate(ctx: Context, head_sha: str, base_sha: str, number: int, command: str |
             nothing_to_score(f"The base branch has no `{ctx.s.config}`, so there is nothing to gate against.",
                              "no config on the base branch", "neutral", "No skillopt config on the base branch")
             return None
-        skill_path = load_config(str(config)).skill
+        skill_path = load_config(str(config), skill_name).skill
         base_skill = ctx.read_text(base / skill_path, f"skill file {skill_path} on the base branch")
-        candidate = prs.file_at(repo, skill_path, head_sha)
+        candidate = prs.skill_at(repo, skill_path, head_sha, base_skill)
         if candidate is None:
             nothing_to_score(f"This pull request deletes or moves `{skill_path}`; there is no candidate skill to "
                              "score.", "skill file missing in the pull request", "failure", f"{skill_path} is missing")
@@ -199,7 +216,8 @@ def gate(ctx: Context, head_sha: str, base_sha: str, number: int, command: str |
         if ctx.s.command == "merge":
             result = merged(ctx, config, base_skill, candidate, out)
         else:
-            result = api.compare(config, base_skill=base_skill, candidate_skill=candidate, out=out, log=stderr_log)
+            result = api.compare(config, base_skill=base_skill, candidate_skill=candidate, out=out, log=stderr_log,
+                                 skill_name=skill_name)
         report = ctx.record(result, primary=primary)
     except ConfigError as exc:
         if run is not None:
@@ -216,7 +234,7 @@ def gate(ctx: Context, head_sha: str, base_sha: str, number: int, command: str |
     verdict = checks.conclusion_for(report)
     if primary:
         ctx.result.title = f"gate {verdict} on #{number}"
-    ctx.log(f"check `{checks.CHECK_NAME}` on {head_sha[:12]}: {verdict} — {title}")
+    ctx.log(f"check `{check}` on {head_sha[:12]}: {verdict} — {title}")
     if run is not None:
         checks.complete(run, conclusion=verdict, title=title, summary=summary, text=text, more_url=ctx.s.run_url)
     return report

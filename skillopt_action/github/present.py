@@ -28,6 +28,12 @@ def inline(text: Any) -> str:
 
 
 def _where(row: Mapping[str, Any]) -> str:
+    """Where an edit goes, for one Markdown line: its file (another file of a skill package), then its place."""
+    file = str(row.get("file") or "").replace("`", "'")
+    return (f"in `{file}` " if file else "") + _place(row)
+
+
+def _place(row: Mapping[str, Any]) -> str:
     anchor = (row.get("anchor") or "").strip()
     short = anchor if len(anchor) <= 80 else anchor[:77] + "…"
     short = short.replace("`", "'").replace("\n", " ")
@@ -97,7 +103,7 @@ def pr_title(skill_path: str, report: Mapping[str, Any]) -> str:
 def state_edits(report: Mapping[str, Any]) -> list[dict]:
     """The accepted edits as plain edit dicts, kept in the PR body's hidden state so a human close can be
     remembered as a rejection of exactly these edits; each carries the gate change it was accepted with."""
-    keep = ("op", "anchor", "content", "rationale", "source", "support", "tasks")
+    keep = ("op", "anchor", "content", "rationale", "source", "support", "tasks", "file")
     out = []
     for r in report.get("accepted_edits") or []:
         edit = {k: r[k] for k in keep if k in r}

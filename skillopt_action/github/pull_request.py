@@ -26,6 +26,8 @@ from pathlib import PurePosixPath
 from github import InputGitTreeElement
 from github.GithubException import GithubException, UnknownObjectException
 
+from .. import package
+
 STATE_RE = re.compile(r"<!-- skillopt:pr (\{.*?\}) -->", re.S)
 
 
@@ -179,11 +181,37 @@ def file_at(repo, path: str, ref: str) -> str | None:
     return content.decoded_content.decode("utf-8")
 
 
-def find_open(repo, branch: str, skill_path: str) -> OpenPR | None:
+def skill_at(repo, skill_path: str, ref: str, like: str) -> str | None:
+    """The skill at `ref` as the core reads it (None when missing): the file's text, or, when the local skill
+    `like` is a package, the folder packed. GitHub's contents API gives no file modes: a script keeps the
+    executable bit it has in `like`."""
+    if not package.is_package(like):
+        return file_at(repo, skill_path, ref)
+    blobs: dict[str, bytes] = {}
+    root = skill_path.strip("/")
+    pending = [root]
+    while pending:
+        try:
+            listing = repo.get_contents(pending.pop(), ref=ref)
+        except UnknownObjectException:
+            return None
+        for entry in listing if isinstance(listing, list) else []:
+            if entry.type == "dir":
+                pending.append(entry.path)
+            elif entry.type == "file":
+                blobs[entry.path[len(root) + 1:]] = entry.decoded_content
+    if package.MAIN not in blobs:
+        return None
+    assets = package.unpack(like).assets
+    return package.from_blobs(blobs, {rel: bool(a.get("executable")) for rel, a in assets.items()}, skill_path)
+
+
+def find_open(repo, branch: str, skill_path: str, like: str | None = None) -> OpenPR | None:
+    """The open bot PR of `branch`, with the skill on its branch (`like`: the local skill, see `skill_at`)."""
     owner = repo.full_name.split("/")[0]
     for pr in repo.get_pulls(state="open", head=f"{owner}:{branch}"):
         return OpenPR(number=pr.number, url=pr.html_url, head_sha=pr.head.sha, body=pr.body or "",
-                      branch_skill=file_at(repo, skill_path, pr.head.sha))
+                      branch_skill=skill_at(repo, skill_path, pr.head.sha, like or ""))
     return None
 
 
@@ -223,10 +251,12 @@ def restore_ref(repo, branch: str, previous: str | None) -> str:
 
 
 def push_skill(repo, *, branch: str, parent_sha: str, skill_path: str, text: str, message: str, force: bool) -> str:
-    """Commit `text` at `skill_path` on top of `parent_sha` and point `branch` at it. Returns the new commit SHA."""
+    """Commit the skill `text` at `skill_path` (a package: each of its Markdown files under the folder; scripts
+    are never written) on top of `parent_sha` and point `branch` at it. Returns the new commit SHA."""
     parent = repo.get_git_commit(parent_sha)
     tree = repo.create_git_tree(
-        [InputGitTreeElement(skill_path, "100644", "blob", content=text)], base_tree=parent.tree
+        [InputGitTreeElement(path, "100644", "blob", content=body)
+         for path, body in package.markdown_files(skill_path, text).items()], base_tree=parent.tree
     )
     commit = repo.create_git_commit(message, tree, [parent])
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ModelSettings
+from ..package import as_prompt
 from ..providers import ChatModel, make_chat_model
 from ..render import render
 from ..text import strip_thinking
@@ -30,7 +31,7 @@ class ChatTarget:
         return {"kind": "chat", "model": self.model.fingerprint(), "system_template": self._system_template}
 
     def run(self, skill: str, task: Task, sample: int) -> Completion:
-        system = render(self._system_template, skill=skill, task=task)
+        system = render(self._system_template, skill=as_prompt(skill), task=task)
         reply = self.model.complete(system, task.messages(), seed=sample)
         transcript = [{"role": "system", "content": system}, *task.messages(),
                       {"role": "assistant", "content": reply.text}]

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..package import install, main_text, with_main
 from ..procs import read_all, run_in_group, scrubbed_env
 from ..text import clip_middle, quote_tail
 from ..types import Completion, Task
@@ -259,9 +260,7 @@ class CommandTarget:
             raise
 
     def _install_skill(self, ws: Path, skill: str) -> str:
-        dest = ws / self.skill_path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(skill, encoding="utf-8")
+        install(skill, ws, self.skill_path)  # a package: its other files next to the main one, scripts executable
         return self.skill_path
 
     def _prepare(self, skill: str, task: Task) -> Prepared:
@@ -434,12 +433,10 @@ class PresetTarget(CommandTarget):
     def _install_skill(self, ws: Path, skill: str) -> str:
         rel = self.skill_path
         if "<name>" in rel:
-            name = self.options.get("skill_name") or front_matter(skill).get("name") or "skill"
+            name = self.options.get("skill_name") or front_matter(main_text(skill)).get("name") or "skill"
             rel = rel.replace("<name>", slug(str(name)))
-            skill = self._withfront_matter(skill, slug(str(name)))
-        dest = ws / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(skill, encoding="utf-8")
+            skill = with_main(skill, self._withfront_matter(main_text(skill), slug(str(name))))
+        install(skill, ws, rel)
         return rel
 
     def _withfront_matter(self, skill: str, name: str) -> str:

@@ -1,0 +1,227 @@
+"""Several skills per repository (`skills:`): config errors, the CLI running each skill with a failing one not
+blocking the others, and one scheduled Action run opening one pull request (with its own branch and check) per
+skill on the fake GitHub, a skill package's reference file included."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import github_project as gp
+import pytest
+import yaml
+from github_project import REPO
+from helpers import write_project
+from model_server import ModelServer, Text
+from test_loop import RULE, responder
+
+from skillopt_action import api, package
+from skillopt_action.cli import main
+from skillopt_action.config import load_config, load_configs
+from skillopt_action.errors import ConfigError, ConfigErrors
+
+
+def two_skills(root: Path, base_url: str, extra_skill: dict | None = None) -> Path:
+    """The capitals project of helpers.py with its skill listed twice under `skills:` (and `extra_skill`)."""
+    cfg_path = write_project(root, base_url=base_url)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    (root / "skills" / "capitals").mkdir(parents=True)
+    (root / "skills" / "capitals" / "SKILL.md").write_text((root / "SKILL.md").read_text())
+    (root / "skills" / "capitals" / "references").mkdir()
+    (root / "skills" / "capitals" / "references" / "cities.md").write_text("# Cities\n\n## Notes\n\n- Cities.\n")
+    entries = [{"name": "plain", "skill": cfg.pop("skill"), "tasks": cfg.pop("tasks")},
+               {"name": "folder", "skill": "skills/capitals", "tasks": "evals/*.yml", "branch": "bots/capitals",
+                "loop": {"edit_budget": {"ops": 2}}, "budget": {"max_calls": 500}}]
+    cfg["skills"] = entries + ([extra_skill] if extra_skill else [])
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return cfg_path
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("TEST_KEY", "sk-test-secret-value")
+    with ModelServer(responder=responder) as s:
+        yield s
+
+
+def test_each_skill_is_its_own_config_with_shared_settings_and_its_overrides(tmp_path):
+    cfg_path = two_skills(tmp_path, "http://127.0.0.1:9/v1")
+    plain, folder = load_configs(cfg_path)
+    assert (plain.name, plain.skill, plain.branch) == ("plain", "SKILL.md", None)
+    assert (folder.name, folder.skill, folder.branch) == ("folder", "skills/capitals", "bots/capitals")
+    assert folder.loop.edit_budget.ops == 2 and plain.loop.edit_budget.ops == 4
+    assert folder.loop.batch_size == plain.loop.batch_size == 4, "the shared loop settings stay"
+    assert folder.max_calls == 500 and plain.max_calls is None
+    assert plain.target.model == folder.target.model == "target-model"
+    assert api.skills(cfg_path) == ["plain", "folder"]
+    with pytest.raises(ConfigError, match=r"lists 2 skills \(plain, folder\)") as exc:
+        load_config(cfg_path)
+    assert "--skill-name" in exc.value.fix and exc.value.line is not None
+    with pytest.raises(ConfigError, match="no skill named 'nope'"):
+        load_config(cfg_path, "nope")
+
+
+@pytest.mark.parametrize(("edit", "message", "fix"), [
+    (lambda c: c.update(skill="SKILL.md"), "`skill:` and `skills:` cannot both be given", "each entry of `skills:`"),
+    (lambda c: c["skills"][1].update(name="plain"), "two skills are named 'plain'", "its own `name:`"),
+    (lambda c: c["skills"][1].pop("tasks"), "missing required key 'tasks'", "tasks:"),
+    (lambda c: c["skills"][1].update(name="Bad Name"), "`skills.1.name`", ""),
+    (lambda c: c["skills"][1]["loop"].update(epochs=0), "`loop.epochs` is 0 but must be >= 1", ""),
+    (lambda c: c["skills"][1].update(skill="skills/none"), "skill file 'skills/none' not found", ""),
+])
+def test_bad_skills_lists_get_a_clear_error_with_line_and_fix(tmp_path, edit, message, fix):
+    cfg_path = two_skills(tmp_path, "http://127.0.0.1:9/v1")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    edit(cfg)
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    with pytest.raises(ConfigError) as exc:
+        load_configs(cfg_path)
+    errors = ConfigErrors.of(exc.value)
+    hit = next((e for e in errors if message in e.message), None)
+    assert hit is not None, [e.message for e in errors]
+    assert hit.line and hit.file == str(cfg_path) and fix in (hit.fix or "")
+
+
+def test_a_folder_without_skill_md_is_named_in_the_error(tmp_path):
+    cfg_path = write_project(tmp_path, base_url="http://127.0.0.1:9/v1")
+    (tmp_path / "skills" / "empty").mkdir(parents=True)
+    cfg_path.write_text(cfg_path.read_text().replace("skill: SKILL.md", "skill: skills/empty"))
+    with pytest.raises(ConfigError, match="skill folder 'skills/empty' has no SKILL.md") as exc:
+        load_config(cfg_path)
+    assert "references/*.md" in exc.value.fix
+
+
+def test_cli_optimizes_each_skill_and_a_failing_one_does_not_stop_the_others(tmp_path, server, capsys):
+    broken = {"name": "broken", "skill": "SKILL.md", "tasks": "evals/missing/*.yml"}
+    cfg_path = two_skills(tmp_path, server.openai_base_url, broken)
+    out = tmp_path / "runs"
+    code = main(["optimize", "--config", str(cfg_path), "--out", str(out), "--memory", str(tmp_path / "mem.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "error: [broken]" in err and "evals/missing/*.yml" in err and "the others ran" in err
+    plain = (out / "plain" / "latest" / "best_skill.md").read_text()
+    assert RULE in plain
+    folder = out / "folder" / "latest" / "best_skill"
+    assert RULE in (folder / "SKILL.md").read_text() and (folder / "references" / "cities.md").is_file()
+    # each skill keeps its own evidence memory: --memory FILE becomes FILE-<name>
+    assert not (tmp_path / "mem.jsonl").exists()
+    for name in ("plain", "folder"):
+        rows = [json.loads(x) for x in (tmp_path / f"mem-{name}.jsonl").read_text().splitlines()]
+        assert rows and rows[0]["edit"]["content"] == RULE
+    # --skill-name runs one skill only (and `report` finds that skill's runs)
+    assert main(["eval", "--config", str(cfg_path), "--out", str(out), "--skill-name", "folder", "-q"]) == 0
+    assert len(list((out / "folder").glob("*-eval"))) == 1 and not list((out / "plain").glob("*-eval"))
+    capsys.readouterr()
+    assert main(["validate", "--config", str(cfg_path), "--skill-name", "plain"]) == 0
+    assert re.search(r"skill plain \S*SKILL.md, 16 tasks", capsys.readouterr().out)
+
+
+def test_compare_with_several_skills_asks_which(tmp_path, server, capsys):
+    cfg_path = two_skills(tmp_path, server.openai_base_url)
+    code = main(["compare", "--config", str(cfg_path), "--base-skill", str(tmp_path / "SKILL.md"), "--skill",
+                 str(tmp_path / "SKILL.md")])
+    assert code == 2 and "add --skill-name NAME" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the Action: one run, one PR per skill
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    yield from gp.world_fixture(tmp_path, monkeypatch)
+
+
+STYLE = "# Style\n\n## Voice\n\n- Keep answers short.\n"
+PACKAGE_SKILL = gp.SKILL.replace("name: shout", "name: loud")
+
+
+def package_responder():
+    """The optimizer proposes the UPPERCASE rule; for the package skill, in its reference file."""
+    def respond(req):
+        if req.model == "optimizer-model":
+            if "<skill_file path=" in (req.last_user_text or ""):
+                return Text(json.dumps({"analysis": "capitals", "edits": [
+                    {"file": "references/style.md", "op": "add", "anchor": "## Voice", "content": gp.EDIT_TEXT,
+                     "rationale": "failing tasks expect capitals"}]}))
+            return Text(gp.edits_json(gp.EDIT_TEXT))
+        return Text(gp.answer(req.system or "", req.last_user_text or ""))
+    return respond
+
+
+def two_skill_repo(world, *, broken: bool) -> None:
+    """The world's repository with a second skill, the package skills/loud (and a broken third one)."""
+    ws = world.ws
+    (ws / "skills" / "loud" / "references").mkdir(parents=True)
+    (ws / "skills" / "loud" / "SKILL.md").write_text(PACKAGE_SKILL)
+    (ws / "skills" / "loud" / "references" / "style.md").write_text(STYLE)
+    (ws / "skills" / "loud" / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    cfg = yaml.safe_load(gp.CONFIG)
+    cfg.pop("skill"), cfg.pop("tasks")
+    cfg["skills"] = [{"name": "shout", "skill": "SKILL.md", "tasks": "evals/*.yml"},
+                     {"name": "broken", "skill": "SKILL.md", "tasks": "evals/none/*.yml"},
+                     {"name": "loud", "skill": "skills/loud", "tasks": "evals/*.yml"}]
+    if not broken:
+        del cfg["skills"][1]
+    (ws / ".github" / "skillopt.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    gp.git(ws, "add", "-A")
+    gp.git(ws, "commit", "-qm", "two skills")
+    world.main_sha = gp.git(ws, "rev-parse", "HEAD")
+    world.repo.refs["refs/heads/main"] = world.fake.import_git(world.repo, ws, "main")
+    world.model.responder = package_responder()
+
+
+def test_one_scheduled_run_opens_one_pr_per_skill_with_its_own_branch_and_check(world):
+    two_skill_repo(world, broken=True)
+    ws = world.ws
+    code = world.run(world.env("schedule", gp.schedule_payload(REPO)))
+    assert code == 2, world.summary()  # the broken skill's invalid tasks: exit 2, after the others ran
+    pulls = {p["head_ref"]: p for p in world.fake.pulls_of(REPO)}
+    assert sorted(pulls) == ["skillopt/loud", "skillopt/shout"]
+    shout, loud = pulls["skillopt/shout"], pulls["skillopt/loud"]
+    assert gp.EDIT_TEXT in world.fake.files_at(world.repo, "skillopt/shout")["SKILL.md"].decode()
+    loud_files = world.fake.files_at(world.repo, "skillopt/loud")
+    assert gp.EDIT_TEXT in loud_files["skills/loud/references/style.md"].decode()
+    assert loud_files["skills/loud/SKILL.md"].decode() == PACKAGE_SKILL, "only the changed file differs"
+    assert loud_files["skills/loud/run.sh"].decode() == "#!/bin/sh\necho hi\n"
+    assert "skills/loud/references/style.md" in loud["body"] and "in `references/style.md`" in loud["body"]
+    for pr, name in ((shout, "shout"), (loud, "loud")):
+        (check,) = world.fake.checks_on(REPO, pr["head_sha"])
+        assert check["name"] == f"skillopt / gate ({name})" and check["conclusion"] == "success"
+    out = world.outputs()
+    assert out["pr-operation"] == "shout:created,broken:failed,loud:created"
+    assert out["pr-number"] == str(shout["number"])
+    summary = world.summary()
+    assert "2 of 3 skills ran; failed: broken" in summary and "skill broken failed (invalid config or tasks)" in summary
+    memory = ws / ".skillopt" / "memory"  # each skill has its own rejected-edit memory
+    assert sorted(p.name for p in memory.glob("rejected-edits*")) == ["rejected-edits-loud.jsonl",
+                                                                      "rejected-edits-shout.jsonl"]
+
+    # the next weekly run finds the same proposals: both pull requests are left as they are (the package is read
+    # back from the branch through the contents API, folder listings included)
+    heads = {b: world.repo.refs[f"refs/heads/{b}"] for b in pulls}
+    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 2
+    assert world.outputs()["pr-operation"] == "shout:unchanged,broken:failed,loud:unchanged"
+    assert {b: world.repo.refs[f"refs/heads/{b}"] for b in pulls} == heads
+    assert len(world.fake.pulls_of(REPO)) == 2
+    assert not [w for w in world.writes() if re.search(r"/git/|/pulls", w["path"])]
+    assert package.is_package(api.read_skill(ws / "skills" / "loud"))
+
+
+def test_a_pull_request_gets_one_gate_check_per_skill_and_the_package_is_read_from_its_head(world):
+    two_skill_repo(world, broken=False)
+    upper = STYLE + "- Write every answer in UPPERCASE.\n"
+    sha = gp.commit_on_branch(world.ws, "edit-loud", {"skills/loud/references/style.md": upper,
+                                                      "skills/loud/references/extra.md": "# Extra\n"})
+    gp.git(world.ws, "checkout", "-q", "main")
+    world.fake.import_git(world.repo, world.ws, sha)
+    world.repo.refs["refs/heads/edit-loud"] = sha
+    pr = world.fake.add_pull(world.repo, head_ref="edit-loud", head_sha=sha, base_ref="main", title="Louder")
+    payload = gp.pull_request_payload(REPO, pr["number"], "edit-loud", sha, world.main_sha)
+    assert world.run(world.env("pull_request", payload)) == 0
+    checks = {c["name"]: c for c in world.fake.checks_on(REPO, sha)}
+    assert sorted(checks) == ["skillopt / gate (loud)", "skillopt / gate (shout)"]
+    assert checks["skillopt / gate (shout)"]["conclusion"] == "neutral"
+    loud = checks["skillopt / gate (loud)"]
+    assert loud["conclusion"] == "success", loud["output"]
+    assert "gated 2 skills" in world.summary()
