@@ -13,8 +13,10 @@ from pathlib import Path
 from .ablation import CONFIRM_OFFSET, run_ablation
 from .calls import content_key
 from .config import Config
+from .description import read_description, set_description
 from .diff import diff_stats
 from .edits import apply_edits
+from .epoch_memory import at_epoch_start, extra_decisions
 from .errors import BudgetExceeded, ConfigError
 from .evaluation import (
     gate_decision,
@@ -36,6 +38,7 @@ from .search import planned_decisions
 from .search import step as search_step
 from .sequential import power_hint
 from .transfer import check_transfer
+from .triggering import description_step, split_batch
 from .types import Edit, Task
 
 STATE_VERSION = 2
@@ -129,9 +132,12 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         state["memory"] = evidence.to_list()
         write_json(state_path, state)
 
-    decision_alpha = cfg.gate.alpha / planned_decisions(rt, total_steps)
+    n_decisions = planned_decisions(rt, total_steps) + extra_decisions(rt, epochs, total_steps)
+    decision_alpha = cfg.gate.alpha / n_decisions
+    if cfg.loop.description.train:
+        check_description_training(rt, baseline)
     if sequential:
-        log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {planned_decisions(rt, total_steps)} "
+        log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {n_decisions} "
             f"decision(s) ({decision_alpha:.2g} each), rounds of {list(cfg.gate.schedule)} sample(s) per task")
     if not resume:
         checkpoint()  # from the first call on, a killed run can be resumed
@@ -149,11 +155,16 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
             order = sorted(rt.splits["train"], key=lambda t: t.id)
             random.Random(cfg.split_seed + epoch * 1000).shuffle(order)
             batch = order[in_epoch * cfg.loop.batch_size:(in_epoch + 1) * cfg.loop.batch_size]
-            current = state["current"]
-            if sequential:
-                record = search_step(rt, step, epoch, batch, current, evidence, total_steps, decision_alpha)
+            at_start = at_epoch_start(rt, state, epoch, steps_per_epoch, evidence,
+                                      decision_alpha=decision_alpha) if in_epoch == 0 else {}
+            current, memo = state["current"], state.get("meta_memo", "")
+            body, _ = split_batch(batch)  # trigger tasks train the description, not the body
+            if not body:
+                record = _no_body_step(step, epoch, batch)
+            elif sequential:
+                record = search_step(rt, step, epoch, body, current, evidence, total_steps, decision_alpha, memo)
             else:
-                record = _step(rt, step, epoch, batch, current, evidence, total_steps)
+                record = _step(rt, step, epoch, body, current, evidence, total_steps, memo)
             if record["accepted"]:
                 state["current"] = record.pop("candidate")
                 if sequential:
@@ -161,6 +172,14 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                     record["changed_lines"] = added + removed
             else:
                 record.pop("candidate", None)
+            record.update(at_start)
+            if cfg.loop.description.train:
+                desc = description_step(rt, step + 1, batch, state["current"], evidence,
+                                        decision_alpha=decision_alpha, memo=memo)
+                if desc is not None:
+                    state["current"] = desc.pop("candidate", state["current"])
+                    record["description"] = desc
+                    log(desc["summary"])
             state["steps"].append(record)
             state["next_step"] = step + 1
             checkpoint()
@@ -181,8 +200,9 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     try:
         if sequential and cfg.gate.confirm and best != baseline:
             confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
-        if best != baseline and cfg.loop.ablation != "off":
-            ablation = run_ablation(rt, baseline, kept_edits(state["steps"]), prune=cfg.loop.ablation == "prune")
+        if best != baseline and cfg.loop.ablation != "off" and kept_edits(state["steps"]):
+            ablation = run_ablation(rt, _with_description_of(baseline, best), kept_edits(state["steps"]),
+                                    prune=cfg.loop.ablation == "prune")
             if ablation["skill"] != best:
                 best = ablation["skill"]
                 confirmation = None  # re-scored below for the pruned skill (its samples are cached)
@@ -212,9 +232,11 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
 
 
 def kept_edits(steps: list[dict]) -> list[Edit]:
-    """The edits in the final skill, in the order they were applied."""
+    """The body edits in the final skill (slow-update blocks included), in the order they were applied."""
     edits: list[Edit] = []
     for s in steps:
+        if (s.get("slow_update") or {}).get("accepted"):
+            edits.append(Edit.from_dict(s["slow_update"]["edit"]))
         if not s.get("accepted"):
             continue
         if "candidates" in s:
@@ -222,6 +244,32 @@ def kept_edits(steps: list[dict]) -> list[Edit]:
         else:
             edits += [Edit.from_dict(e["edit"]) for e in s.get("edits", []) if e["applied"]]
     return edits
+
+
+def check_description_training(rt: Runtime, skill: str) -> None:
+    """loop.description.train needs a description to train and trigger tasks to train it on."""
+    cfg = rt.cfg
+    where = (str(cfg.path), cfg.line_of("loop", "description"))
+    if read_description(skill) is None:
+        raise ConfigError(f"loop.description.train is on, but {cfg.skill} has no front-matter `description:`",
+                          *where, "start the skill with `---`, `name: ...`, `description: ...`, `---`")
+    for split in ("train", "val"):
+        if not any(any(s["type"] == "trigger" for s in t.scorers) for t in rt.splits[split]):
+            raise ConfigError(f"loop.description.train is on, but no {split} task has a `trigger` scorer", *where,
+                              "add queries with `scorers: [{type: trigger, expect: load}]` (and `expect: skip`) "
+                              "to both splits, or turn description training off")
+
+
+def _with_description_of(skill: str, other: str) -> str:
+    """`skill` carrying `other`'s description (the ablation rebuilds the body on the final description)."""
+    desc = read_description(other)
+    return skill if desc is None or desc == read_description(skill) else set_description(skill, desc)
+
+
+def _no_body_step(step: int, epoch: int, batch: list[Task]) -> dict:
+    return {"step": step + 1, "epoch": epoch + 1, "train": {"tasks": [t.id for t in batch], "passed": 0, "mean": 0.0},
+            "proposals": [], "dropped": [], "warnings": [], "edits": [], "diff": "", "changed_lines": 0,
+            "accepted": False, "gate": None, "summary": "only trigger tasks in this step: no body edit"}
 
 
 def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, dict, dict]:
@@ -262,7 +310,7 @@ def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, 
 
 
 def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, evidence: EvidenceMemory,
-          total_steps: int) -> dict:
+          total_steps: int, memo: str = "") -> dict:
     """One step of the bundle search (`gate.mode: paired | strict`): all proposals in one candidate, one gate."""
     cfg = rt.cfg
     max_ops, max_lines = cfg.loop.edit_budget.at(step, total_steps)
@@ -273,7 +321,7 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
                         max_edits=max_ops, max_lines=max_lines, rejected=evidence.prompt_rows(),
                         failure_only=cfg.loop.failure_only, parse_retries=cfg.loop.parse_retries,
                         max_chars=cfg.loop.max_trajectory_chars, seed=cfg.split_seed * 100 + step,
-                        concurrency=min(cfg.concurrency, 4))
+                        concurrency=min(cfg.concurrency, 4), memo=memo)
     current_hash = skill_hash(current)
     merged, _ = merge(proposals, set())
     dropped: list[dict] = []

@@ -43,7 +43,7 @@ def planned_decisions(rt: Runtime, total_steps: int) -> int:
 
 
 def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: str, memory: EvidenceMemory,
-         total_steps: int, decision_alpha: float) -> dict[str, Any]:
+         total_steps: int, decision_alpha: float, memo: str = "") -> dict[str, Any]:
     cfg = rt.cfg
     n = step_index + 1
     max_ops, max_lines = cfg.loop.edit_budget.at(step_index, total_steps)
@@ -55,7 +55,7 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
                         max_edits=max_ops, max_lines=max_lines, rejected=memory.prompt_rows(),
                         failure_only=cfg.loop.failure_only, parse_retries=cfg.loop.parse_retries,
                         max_chars=cfg.loop.max_trajectory_chars, seed=cfg.split_seed * 100 + step_index,
-                        concurrency=min(cfg.concurrency, 4))
+                        concurrency=min(cfg.concurrency, 4), memo=memo)
     merged, _ = merge(proposals, set())
     kept: list[Edit] = []
     dropped: list[dict] = []

@@ -19,8 +19,9 @@ FLOORS: list[set[str]] = [
     {"text", "fmt", "procs", "redact", "yamlfile", "render", "workspace", "diff", "markdown", "terminal", "gate", "sequential",
      "targets.base", "scorers.base"},
     {"config", "config_schema", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers",
-     "targets"},
-    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop"},
+     "targets", "ask", "description"},
+    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop", "triggering",
+     "epoch_memory"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
     {"cli", "init", "github", "__main__"},
 ]
