@@ -45,7 +45,7 @@ def front_matter(skill: str) -> dict[str, Any] | None:
 def read_description(skill: str) -> str | None:
     fm = front_matter(skill)
     value = (fm or {}).get("description")
-    return value if isinstance(value, str) else None
+    return value.strip() if isinstance(value, str) else None
 
 
 def set_description(skill: str, text: str) -> str:
