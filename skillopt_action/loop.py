@@ -59,12 +59,17 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
     else:
         per_step = batch + n_val * s
         baseline, final = n_val * s, 2 * n_test * s
-    target = baseline + steps * per_step + final
+    decision = 2 * n_val * (cfg.gate.schedule[-1] if cfg.gate.mode == "sequential" else s)
+    extra_target = (steps * (batch + decision) if cfg.loop.description.train else 0) + (
+        (epochs - 1) * (2 * cfg.loop.slow_update.samples + decision) if cfg.loop.slow_update.enabled else 0)
+    extra_optimizer = (steps if cfg.loop.description.train else 0) + (epochs - 1) * (
+        int(cfg.loop.slow_update.enabled) + int(cfg.loop.meta_memo))
+    target = baseline + steps * per_step + final + extra_target
     optimizer = (
         steps
         * math.ceil(min(cfg.loop.batch_size, n_train) / cfg.loop.minibatch_size + 1)
-        * (1 + cfg.loop.parse_retries)
-    )
+        + extra_optimizer
+    ) * (1 + cfg.loop.parse_retries)
     warning = None
     if cfg.max_calls is not None and cfg.max_calls < target + optimizer:
         affordable = max(0, (cfg.max_calls - baseline) // max(1, per_step + 2))
