@@ -38,7 +38,7 @@ from .search import planned_decisions
 from .search import step as search_step
 from .sequential import power_hint
 from .transfer import check_transfer
-from .triggering import description_step, split_batch
+from .triggering import body_val, description_step, split_batch
 from .types import Edit, Task
 
 STATE_VERSION = 2
@@ -365,8 +365,9 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
                          f"{len(applied.applied)} applied")
     if not applied.changed:
         return record
-    inc = rt.rollouts(current, "val", cfg.gate.samples, f"step{step + 1}:val:incumbent")
-    cand = rt.rollouts(applied.after, "val", cfg.gate.samples, f"step{step + 1}:val:candidate")
+    val = body_val(rt) or rt.splits["val"]
+    inc = rt.engine.run(current, val, cfg.gate.samples, label=f"step{step + 1}:val:incumbent")
+    cand = rt.engine.run(applied.after, val, cfg.gate.samples, label=f"step{step + 1}:val:candidate")
     result = gate_decision(rt, inc, cand, step)
     record["gate"] = result.to_dict()
     record["accepted"] = result.accepted

@@ -33,6 +33,14 @@ def split_batch(batch: list[Task]) -> tuple[list[Task], list[Task]]:
     return [t for t in batch if not is_trigger_task(t)], [t for t in batch if is_trigger_task(t)]
 
 
+def body_val(rt: Runtime) -> list[Task] | None:
+    """The val tasks a body decision is made on: val without its trigger tasks (the body is read only after the
+    skill loads, so a body edit cannot change what loads it, and each trigger rollout is a full agent run), or None
+    (all of val) when val has no trigger task or nothing but trigger tasks."""
+    body, trig = split_batch(rt.splits["val"])
+    return body if trig and body else None
+
+
 def rates(per_task: list[dict], by_id: dict[str, Task], side: str) -> dict[str, float | None]:
     """Trigger precision and recall of one side from per-task mean scores (a should-load task's score is how
     often the skill loaded; a should-skip task's, how often it did not)."""

@@ -130,18 +130,25 @@ LOAD = ["Draft the release notes for version 2.0.", "Write release notes for the
         "Produce release notes for version 5.5.", "Create the release notes for 0.1."]
 SKIP = ["What is the capital of France?", "Fix the typo in README.md.", "Explain what a mutex is.",
         "Rename the variable x to count."]
+BODY = [f"Record version {v} in the changelog." for v in ("2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7")]
+BODY_RULE = "- Follow the Keep a Changelog format."
 
 
 class Scripted:
     """The model behind the real `claude` agent (Anthropic Messages) and the optimizer (OpenAI chat). The agent
-    calls the Skill tool only when the request is about release notes AND the skill's description (which Claude
-    Code lists to the model) mentions them."""
+    calls the Skill tool for a release-notes request only when the skill's description (which Claude Code lists to
+    the model) mentions release notes; it always loads it for a changelog task, and follows the format rule once
+    the loaded body (the Skill tool's result) carries it. The optimizer answers the body's reflection with the
+    format rule and the description's with the queued descriptions."""
 
     def __init__(self, first_proposal: str):
         self.lock = threading.Lock()
         self.proposals = [first_proposal, GOOD]
 
     def __call__(self, req):
+        if req.api == "chat" and "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "no format", "edits": [
+                {"op": "add", "anchor": "# Changelog writer", "content": BODY_RULE}]}))
         if req.api == "chat":
             with self.lock:
                 desc = self.proposals.pop(0) if len(self.proposals) > 1 else self.proposals[0]
@@ -150,8 +157,9 @@ class Scripted:
         if not req.tool_names:
             return Text('{"title": "Task"}')
         if req.tool_results:
-            return Text("Done with the skill's help.")
-        if PHRASE in req.last_user_text and "Also use it to write release notes" in req.text:
+            return Text("Recorded in Keep a Changelog format." if "Keep a Changelog" in req.text else "Recorded.")
+        if PHRASE in req.last_user_text and "Also use it to write release notes" in req.text \
+                or "in the changelog" in req.last_user_text:
             return ToolCall("Skill", {"skill": "changelog-writer"})
         return Text("Answered directly.")
 
@@ -160,12 +168,15 @@ def write_trigger_project(root: Path, server: ModelServer, tmp: Path) -> Path:
     (root / "skills" / "changelog-writer").mkdir(parents=True)
     (root / "skills" / "changelog-writer" / "SKILL.md").write_text(SKILL)
     tasks = []
-    splits = {"train": (LOAD[:3], SKIP[:1]), "val": (LOAD[3:7], SKIP[1:3]), "test": (LOAD[7:], SKIP[3:])}
-    for split, (loads, skips) in splits.items():
+    splits = {"train": (LOAD[:3], SKIP[:1], BODY[:2]), "val": (LOAD[3:7], SKIP[1:3], BODY[2:6]),
+              "test": (LOAD[7:], SKIP[3:], BODY[6:])}
+    for split, (loads, skips, body) in splits.items():
         for expect, queries in (("load", loads), ("skip", skips)):
             for i, q in enumerate(queries):
                 tasks.append({"id": f"{split}-{expect}-{i}", "input": q, "split": split,
                               "scorers": [{"type": "trigger", "expect": expect}]})
+        tasks += [{"id": f"{split}-body-{i}", "input": q, "split": split,
+                   "scorers": [{"type": "contains", "value": "Keep a Changelog format"}]} for i, q in enumerate(body)]
     (root / "evals").mkdir()
     (root / "evals" / "triggers.yml").write_text(yaml.safe_dump({"tasks": tasks}, sort_keys=False))
     cfg = {
@@ -188,27 +199,33 @@ def write_trigger_project(root: Path, server: ModelServer, tmp: Path) -> Path:
 
 @pytest.mark.e2e
 @pytest.mark.skipif(CLAUDE is None, reason="the claude CLI is not installed (see tests/test_harness_cli.py)")
-def test_a_description_edit_that_makes_claude_code_load_the_skill_passes_the_trigger_gate(tmp_path, monkeypatch):
+def test_a_description_edit_that_makes_claude_code_load_the_skill_passes_the_trigger_gate_beside_body_training(tmp_path, monkeypatch):
     monkeypatch.setenv("TRIGGER_TEST_KEY", KEY)
     over_limit = GOOD + " " + "Use it for anything at all. " * 40
     with ModelServer(responder=Scripted(over_limit), require_api_key=KEY) as server:
         cfg = write_trigger_project(tmp_path / "project", server, tmp_path)
         result = api.optimize(cfg, out=tmp_path / "out")
         agent_turns = [r for r in server.requests_for("messages") if r.tool_names and not r.tool_results]
+        reflections = [r for r in server.requests_for("chat") if "You improve a skill document" in r.system]
     report = result.report
-    steps = [s["description"] for s in report.steps]
-    assert len(steps) == 2, report.steps
-    # step 1: the optimizer's first description is over the spec's limit: dropped with the reason, never tested
-    assert steps[0]["dropped"].startswith("the proposed description has") and "limit of 1,024" in steps[0]["dropped"]
-    assert steps[0]["gate"] is None and not steps[0]["accepted"]
-    # step 2: the description that names release notes passes the trigger gate on val
-    d = steps[1]
+    decisions = [s["description"] for s in report.steps if s.get("description", {}).get("proposed")]
+    assert len(decisions) == 2, report.steps
+    # first: the optimizer's description is over the spec's limit: dropped with the reason, never tested
+    assert decisions[0]["dropped"].startswith("the proposed description has") and "limit of 1,024" in \
+        decisions[0]["dropped"]
+    assert decisions[0]["gate"] is None and not decisions[0]["accepted"]
+    # then: the description that names release notes passes the trigger gate on the val trigger tasks
+    d = decisions[1]
     assert d["accepted"] is True and d["after"] == GOOD, d
     assert d["gate"]["incumbent"] == {"precision": None, "recall": 0.0}
     assert d["gate"]["candidate"] == {"precision": 1.0, "recall": 1.0}
     assert d["gate"]["incumbent_mean"] == pytest.approx(2 / 6) and d["gate"]["candidate_mean"] == 1.0
     assert read_description(result.best_skill) == GOOD
-    assert result.best_skill.split("---\n", 2)[2] == SKILL.split("---\n", 2)[2]  # the body is untouched
+    # the body was trained too, on the body tasks only: its gate never ran a trigger query
+    assert BODY_RULE in result.best_skill and result.best_skill.split("---\n", 2)[2] != SKILL.split("---\n", 2)[2]
+    body_gates = [s["gate"] for s in report.steps if s.get("gate")]
+    assert body_gates and all(g["n_tasks"] == 4 for g in body_gates)
+    assert not any(q in r.text for r in reflections for q in LOAD + SKIP)
     assert report.improved and report.scores["val"]["best"] == 1.0 and report.scores["test"]["best"] == 1.0
     # the real CLI listed the trained description to the model in its own words
     assert any(GOOD in r.text for r in agent_turns) and any(OLD in r.text and GOOD not in r.text
