@@ -59,6 +59,7 @@ def test_a_slow_update_block_that_helps_passes_the_gate_and_enters_the_skill(tmp
     assert su["gate"]["candidate_mean"] == 1.0 and su["gate"]["incumbent_mean"] == 0.0
     assert guidance_block(result.best_skill) == BARE and GUIDANCE_HEADING in result.best_skill
     assert report.scores["val"]["best"] == 1.0 and report.improved
+    assert [e["content"] for e in report.accepted_edits if e.get("region") == "guidance"] == [BARE]
     # the optimizer saw the categorised trajectories of the previous and the current skill
     ask = next(r for r in requests if "You write the guidance block" in r.system)
     assert "4 still failing" in ask.text and "The capital is" in ask.text
@@ -71,6 +72,8 @@ def test_a_slow_update_block_that_does_not_help_is_rejected_by_the_gate(tmp_path
     assert su["gate"]["delta"] == 0.0 and su["gate"]["accepted"] is False and su["gate"]["reason"]
     assert GUIDANCE_HEADING not in result.best_skill and "Be brief" not in result.best_skill
     assert result.report.improved is False
+    [row] = [e for e in result.report.rejected_edits if e.get("region") == "guidance"]
+    assert row["content"] == POLITE + "\n- Be brief." and row["why"].startswith("gate: ")
     md = result.report.to_markdown()
     assert "Slow update" in md and "rejected" in md
 
