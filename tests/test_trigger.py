@@ -234,3 +234,28 @@ def test_a_description_edit_that_makes_claude_code_load_the_skill_passes_the_tri
     assert "**Description**" in md and "limit of 1,024" in md
     assert (tmp_path / "project" / "skills" / "changelog-writer" / "SKILL.md").read_text() == SKILL
     assert list((tmp_path / "ws").iterdir()) == []
+
+
+def test_description_training_without_a_description_or_trigger_tasks_is_refused_before_any_rollout(tmp_path):
+    def project(skill: str, expects: dict[str, str]) -> Path:
+        root = tmp_path / f"p{len(list(tmp_path.iterdir()))}"
+        root.mkdir()
+        (root / "SKILL.md").write_text(skill)
+        tasks = [{"id": f"{split}-{i}", "input": "q", "split": split,
+                  "scorers": [{"type": "trigger", "expect": e} if e else {"type": "contains", "value": "x"}]}
+                 for split, e in expects.items() for i in range(2)]
+        (root / "tasks.yml").write_text(yaml.safe_dump({"tasks": tasks}))
+        cfg = {"skill": "SKILL.md", "tasks": "tasks.yml",
+               "target": {"provider": "command", "options": {"command": ["true"]}},
+               "optimizer": {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"},
+               "loop": {"description": {"train": True}}}
+        (root / "skillopt.yml").write_text(yaml.safe_dump(cfg))
+        return root / "skillopt.yml"
+
+    with pytest.raises(ConfigError) as e:
+        api.optimize(project("# No front matter\n", {"train": "load", "val": "skip"}), out=tmp_path / "o1")
+    assert "has no front-matter `description:`" in e.value.message and e.value.line is not None
+    with pytest.raises(ConfigError) as e:
+        api.optimize(project(SKILL, {"train": "load", "val": ""}), out=tmp_path / "o2")
+    assert "no val task has a `trigger` scorer" in e.value.message and "expect: skip" in e.value.fix
+    assert all(not p.read_text() for p in (tmp_path / "o1").rglob("trajectories.jsonl"))  # nothing was run
