@@ -163,13 +163,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--raw", help="also write every run's figures to this JSON file")
     args = ap.parse_args()
     os.environ["BENCH_KEY"] = "bench"
-    rows = {}
+    rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ARMS:
-            rows[name] = [run_arm(Path(tmp), name, seed, args.epochs) for seed in range(1, args.seeds + 1)]
-            print(f"{name}: done", file=sys.stderr)
+        for seed in range(1, args.seeds + 1):  # seed-major: an interrupted run still has whole seeds
+            for name in ARMS:
+                rows.setdefault(name, []).append(run_arm(Path(tmp), name, seed, args.epochs))
+            print(f"seed {seed}: done", file=sys.stderr)
+            if args.raw:
+                Path(args.raw).write_text(json.dumps(rows, indent=1))
     print(f"{args.seeds} seeds, {args.epochs} epochs x 2 steps, val baseline "
           f"{statistics.mean(r['val0'] for r in rows['neither (default)']):.3f}\n")
     print("| arm | final val | final test | target rollouts | optimizer calls | val gain per 100 rollouts | "
