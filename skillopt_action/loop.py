@@ -13,7 +13,6 @@ from pathlib import Path
 from .ablation import CONFIRM_OFFSET, run_ablation
 from .calls import content_key
 from .config import Config
-from .description import read_description, set_description
 from .diff import diff_stats
 from .edits import apply_edits
 from .epoch_memory import at_epoch_start, extra_decisions
@@ -38,7 +37,7 @@ from .search import planned_decisions
 from .search import step as search_step
 from .sequential import power_hint
 from .transfer import check_transfer
-from .triggering import body_val, description_step, split_batch
+from .triggering import body_val, check_training, description_step, no_body_step, split_batch, with_description_of
 from .types import Edit, Task
 
 STATE_VERSION = 2
@@ -140,7 +139,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     n_decisions = planned_decisions(rt, total_steps) + extra_decisions(rt, epochs, total_steps)
     decision_alpha = cfg.gate.alpha / n_decisions
     if cfg.loop.description.train:
-        check_description_training(rt, baseline)
+        check_training(rt, baseline)
     if sequential:
         log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {n_decisions} "
             f"decision(s) ({decision_alpha:.2g} each), rounds of {list(cfg.gate.schedule)} sample(s) per task")
@@ -165,7 +164,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
             current, memo = state["current"], state.get("meta_memo", "")
             body, _ = split_batch(batch)  # trigger tasks train the description, not the body
             if not body:
-                record = _no_body_step(step, epoch, batch)
+                record = no_body_step(step, epoch, batch)
             elif sequential:
                 record = search_step(rt, step, epoch, body, current, evidence, total_steps, decision_alpha, memo)
             else:
@@ -206,7 +205,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         if sequential and cfg.gate.confirm and best != baseline:
             confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
         if best != baseline and cfg.loop.ablation != "off" and kept_edits(state["steps"]):
-            ablation = run_ablation(rt, _with_description_of(baseline, best), kept_edits(state["steps"]),
+            ablation = run_ablation(rt, with_description_of(baseline, best), kept_edits(state["steps"]),
                                     prune=cfg.loop.ablation == "prune")
             if ablation["skill"] != best:
                 best = ablation["skill"]
@@ -249,32 +248,6 @@ def kept_edits(steps: list[dict]) -> list[Edit]:
         else:
             edits += [Edit.from_dict(e["edit"]) for e in s.get("edits", []) if e["applied"]]
     return edits
-
-
-def check_description_training(rt: Runtime, skill: str) -> None:
-    """loop.description.train needs a description to train and trigger tasks to train it on."""
-    cfg = rt.cfg
-    where = (str(cfg.path), cfg.line_of("loop", "description"))
-    if read_description(skill) is None:
-        raise ConfigError(f"loop.description.train is on, but {cfg.skill} has no front-matter `description:`",
-                          *where, "start the skill with `---`, `name: ...`, `description: ...`, `---`")
-    for split in ("train", "val"):
-        if not any(any(s["type"] == "trigger" for s in t.scorers) for t in rt.splits[split]):
-            raise ConfigError(f"loop.description.train is on, but no {split} task has a `trigger` scorer", *where,
-                              "add queries with `scorers: [{type: trigger, expect: load}]` (and `expect: skip`) "
-                              "to both splits, or turn description training off")
-
-
-def _with_description_of(skill: str, other: str) -> str:
-    """`skill` carrying `other`'s description (the ablation rebuilds the body on the final description)."""
-    desc = read_description(other)
-    return skill if desc is None or desc == read_description(skill) else set_description(skill, desc)
-
-
-def _no_body_step(step: int, epoch: int, batch: list[Task]) -> dict:
-    return {"step": step + 1, "epoch": epoch + 1, "train": {"tasks": [t.id for t in batch], "passed": 0, "mean": 0.0},
-            "proposals": [], "dropped": [], "warnings": [], "edits": [], "diff": "", "changed_lines": 0,
-            "accepted": False, "gate": None, "summary": "only trigger tasks in this step: no body edit"}
 
 
 def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, dict, dict]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .description import Query, check, propose, read_description, set_description
+from .errors import ConfigError
 from .evaluation import gate_candidate
 from .evidence import EvidenceMemory
 from .rollout import skill_hash
@@ -31,6 +32,32 @@ TOL = 1e-9
 def split_batch(batch: list[Task]) -> tuple[list[Task], list[Task]]:
     """(body tasks, trigger tasks) of a minibatch."""
     return [t for t in batch if not is_trigger_task(t)], [t for t in batch if is_trigger_task(t)]
+
+
+def check_training(rt: Runtime, skill: str) -> None:
+    """loop.description.train needs a description to train and trigger tasks to train it on."""
+    cfg = rt.cfg
+    where = (str(cfg.path), cfg.line_of("loop", "description"))
+    if read_description(skill) is None:
+        raise ConfigError(f"loop.description.train is on, but {cfg.skill} has no front-matter `description:`",
+                          *where, "start the skill with `---`, `name: ...`, `description: ...`, `---`")
+    for split in ("train", "val"):
+        if not any(any(s["type"] == "trigger" for s in t.scorers) for t in rt.splits[split]):
+            raise ConfigError(f"loop.description.train is on, but no {split} task has a `trigger` scorer", *where,
+                              "add queries with `scorers: [{type: trigger, expect: load}]` (and `expect: skip`) "
+                              "to both splits, or turn description training off")
+
+
+def with_description_of(skill: str, other: str) -> str:
+    """`skill` carrying `other`'s description (the ablation rebuilds the body on the final description)."""
+    desc = read_description(other)
+    return skill if desc is None or desc == read_description(skill) else set_description(skill, desc)
+
+
+def no_body_step(step: int, epoch: int, batch: list[Task]) -> dict:
+    return {"step": step + 1, "epoch": epoch + 1, "train": {"tasks": [t.id for t in batch], "passed": 0, "mean": 0.0},
+            "proposals": [], "dropped": [], "warnings": [], "edits": [], "diff": "", "changed_lines": 0,
+            "accepted": False, "gate": None, "summary": "only trigger tasks in this step: no body edit"}
 
 
 def body_val(rt: Runtime) -> list[Task] | None:
