@@ -259,3 +259,31 @@ def test_description_training_without_a_description_or_trigger_tasks_is_refused_
         api.optimize(project(SKILL, {"train": "load", "val": ""}), out=tmp_path / "o2")
     assert "no val task has a `trigger` scorer" in e.value.message and "expect: skip" in e.value.fix
     assert all(not p.read_text() for p in (tmp_path / "o1").rglob("trajectories.jsonl"))  # nothing was run
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("codex") is None and not (CLIS_DIR / "node_modules" / ".bin" / "codex").exists(),
+                    reason="the codex CLI is not installed (see tests/test_harness_cli.py)")
+def test_a_real_codex_run_that_reads_the_skill_folder_counts_as_loaded(tmp_path, monkeypatch):
+    from test_harness_cli import CODEX, codex_target
+
+    monkeypatch.setenv("HARNESS_TEST_KEY", KEY)
+    with ModelServer() as server:
+        server.reply(ToolCall("exec_command", {"cmd": "cat .agents/skills/changelog-writer/SKILL.md"}),
+                     Text("Loaded the skill."), Text("Answered directly."))
+        tgt, cache = codex_target(tmp_path, server, monkeypatch, install="skill")
+        assert CODEX
+        load = Task(id="q1", input="Draft release notes.", scorers=(validate_spec(
+            {"type": "trigger", "expect": "load"}, "t.yml", 1),))
+        skip = Task(id="q2", input="Explain a mutex.", scorers=(validate_spec(
+            {"type": "trigger", "expect": "skip"}, "t.yml", 2),))
+        try:
+            read, direct = tgt.run(SKILL, load, 0), tgt.run(SKILL, skip, 0)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    assert read.error is None and direct.error is None, (read.error, direct.error)
+    hit = TriggerScorer(load.scorers[0]).score(load, read)
+    assert hit.score == 1.0 and "ran a command reading .agents/skills/changelog-writer/SKILL.md" in hit.feedback
+    assert TriggerScorer(skip.scorers[0]).score(skip, read).score == 0.0  # the same run, had it been a skip query
+    assert TriggerScorer(skip.scorers[0]).score(skip, direct).score == 1.0
+    assert TriggerScorer(load.scorers[0]).score(load, direct).score == 0.0
