@@ -47,7 +47,7 @@ def gate_candidate(rt: Runtime, current: str, candidate: str, tasks: list[Task],
         gate = result.to_dict()
         per = [{"task_id": t["task_id"], "incumbent": t["incumbent"], "candidate": t["candidate"]}
                for t in result.per_task]
-        accepted, reason, delta = result.accepted, result.reason, result.delta
+        accepted, reason, delta, spent = result.accepted, result.reason, result.delta, result.alpha_spent
         p: float | None = result.p_value
         inc_mean, cand_mean = result.incumbent_mean, result.candidate_mean
     else:
@@ -58,9 +58,9 @@ def gate_candidate(rt: Runtime, current: str, candidate: str, tasks: list[Task],
         gate = g.to_dict()
         per = [{"task_id": t.task_id, "incumbent": t.incumbent, "candidate": t.candidate} for t in g.per_task]
         accepted, reason, delta, p = g.accepted, g.reason, g.delta, g.p_value
-        inc_mean, cand_mean = g.incumbent_mean, g.candidate_mean
+        inc_mean, cand_mean, spent = g.incumbent_mean, g.candidate_mean, 0.0
     return {"accepted": accepted, "reason": reason, "delta": round(delta, 4), "p_value": p,
-            "incumbent_mean": inc_mean, "candidate_mean": cand_mean, "mode": rt.cfg.gate.mode,
+            "incumbent_mean": inc_mean, "candidate_mean": cand_mean, "mode": rt.cfg.gate.mode, "alpha_spent": spent,
             "rollouts": rt.ledger.role_calls("target") - before, "per_task": per, "gate": gate}
 
 

@@ -272,7 +272,9 @@ def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, 
     decisions = [d for s in steps for d in s.get("decisions", [])]
     screened = sum((s.get("screening") or {}).get("screened_out", 0) for s in steps)
     screen_cost = sum((s.get("screening") or {}).get("rollouts", 0) for s in steps)
-    spent = sum(d["alpha_spent"] for d in decisions)
+    regions = [g for s in steps for k in ("description", "slow_update")
+               if (g := (s.get(k) or {}).get("gate"))]  # description and slow-update decisions share the run's alpha
+    spent = sum(d["alpha_spent"] for d in decisions) + sum(g.get("alpha_spent") or 0.0 for g in regions)
     return {
         "decisions": len(decisions),
         "accepted": sum(1 for d in decisions if d["verdict"] == "accepted"),

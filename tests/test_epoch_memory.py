@@ -60,6 +60,8 @@ def test_a_slow_update_block_that_helps_passes_the_gate_and_enters_the_skill(tmp
     assert guidance_block(result.best_skill) == BARE and GUIDANCE_HEADING in result.best_skill
     assert report.scores["val"]["best"] == 1.0 and report.improved
     assert [e["content"] for e in report.accepted_edits if e.get("region") == "guidance"] == [BARE]
+    # the block's decision spent part of the run's alpha, and the bound counts it
+    assert 0 < su["gate"]["alpha_spent"] <= report.search["false_accept_bound"] <= 0.1
     # the optimizer saw the categorised trajectories of the previous and the current skill
     ask = next(r for r in requests if "You write the guidance block" in r.system)
     assert "4 still failing" in ask.text and "The capital is" in ask.text
