@@ -159,12 +159,41 @@ def fmt_range(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.3f} ({min(xs):.2f}-{max(xs):.2f})"
 
 
+def table(rows: dict[str, list[dict]], epochs: int) -> None:
+    seeds = len(rows["neither (default)"])
+    base = rows["neither (default)"]
+    print(f"{seeds} seeds, {epochs} epochs x 2 steps, val baseline {statistics.mean(r['val0'] for r in base):.3f}\n")
+    print("| arm | final val | final test | val vs default: better / same / worse seeds | target rollouts | "
+          "optimizer calls | val gain per 100 rollouts | slow-update blocks accepted / tested | memos written |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, rs in rows.items():
+        gain = statistics.mean((r["val"] - r["val0"]) * 100 / r["rollouts"] for r in rs)
+        su = f"{sum(r['su_accepted'] for r in rs)} / {sum(r['su_tried'] for r in rs)}" if "slow" in name or \
+            name == "both" else "-"
+        memos = str(sum(r["memos"] for r in rs)) if "memo" in name or name == "both" else "-"
+        d = [r["val"] - b["val"] for r, b in zip(rs, base, strict=True)]
+        vs = "-" if name == "neither (default)" else \
+            f"{sum(x > 1e-9 for x in d)} / {sum(abs(x) <= 1e-9 for x in d)} / {sum(x < -1e-9 for x in d)}"
+        print(f"| {name} | {fmt_range([r['val'] for r in rs])} | {fmt_range([r['test'] for r in rs])} | {vs} | "
+              f"{statistics.mean(r['rollouts'] for r in rs):.0f} | {statistics.mean(r['optimizer'] for r in rs):.1f} | "
+              f"{gain:.3f} | {su} | {memos} |")
+    print("\nPer seed (final val):\n")
+    print("| arm | " + " | ".join(f"{s}" for s in range(1, seeds + 1)) + " |")
+    print("|---|" + "---:|" * seeds)
+    for name, rs in rows.items():
+        print(f"| {name} | " + " | ".join(f"{r['val']:.2f}" for r in rs) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--raw", help="also write every run's figures to this JSON file")
+    ap.add_argument("--from-raw", help="print the tables of an earlier run's --raw file (no runs)")
     args = ap.parse_args()
+    if args.from_raw:
+        table(json.loads(Path(args.from_raw).read_text()), args.epochs)
+        return
     os.environ["BENCH_KEY"] = "bench"
     rows: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,24 +203,7 @@ def main() -> None:
             print(f"seed {seed}: done", file=sys.stderr)
             if args.raw:
                 Path(args.raw).write_text(json.dumps(rows, indent=1))
-    print(f"{args.seeds} seeds, {args.epochs} epochs x 2 steps, val baseline "
-          f"{statistics.mean(r['val0'] for r in rows['neither (default)']):.3f}\n")
-    print("| arm | final val | final test | target rollouts | optimizer calls | val gain per 100 rollouts | "
-          "slow-update blocks accepted / tested | memos written |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, rs in rows.items():
-        gain = statistics.mean((r["val"] - r["val0"]) * 100 / r["rollouts"] for r in rs)
-        su = f"{sum(r['su_accepted'] for r in rs)} / {sum(r['su_tried'] for r in rs)}" if "slow" in name or \
-            name == "both" else "-"
-        memos = str(sum(r["memos"] for r in rs)) if "memo" in name or name == "both" else "-"
-        print(f"| {name} | {fmt_range([r['val'] for r in rs])} | {fmt_range([r['test'] for r in rs])} | "
-              f"{statistics.mean(r['rollouts'] for r in rs):.0f} | {statistics.mean(r['optimizer'] for r in rs):.1f} | "
-              f"{gain:.3f} | {su} | {memos} |")
-    print("\nPer seed (final val):\n")
-    print("| arm | " + " | ".join(f"seed {s}" for s in range(1, args.seeds + 1)) + " |")
-    print("|---|" + "---:|" * args.seeds)
-    for name, rs in rows.items():
-        print(f"| {name} | " + " | ".join(f"{r['val']:.3f}" for r in rs) + " |")
+    table(rows, args.epochs)
 
 
 if __name__ == "__main__":
