@@ -24,6 +24,7 @@ from . import package
 from .evaluation import run_sequential, sequential_settings
 from .gate import bootstrap_ci
 from .runtime import Runtime
+from .triggering import body_val
 from .types import Edit
 
 CONFIRM_OFFSET = 1000  # the confirmation's (and the ablation's) fresh sample indices
@@ -50,7 +51,7 @@ def ablate(rt: Runtime, baseline: str, edits: list[Edit], round_no: int) -> tupl
             continue
         settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=round_no * 1000 + i)
         result, spent = run_sequential(rt, variant, final, settings, f"ablation:{round_no}:{i + 1}",
-                                       offset=CONFIRM_OFFSET)
+                                       offset=CONFIRM_OFFSET, tasks=body_val(rt))
         deltas = [t["delta"] for t in result.per_task]
         lo, hi = bootstrap_ci(deltas, 0.9, 2000, random.Random(f"ablation:{round_no}:{i}"))
         if result.accepted:

@@ -97,6 +97,24 @@ class EditBudget:
 
 
 @dataclass
+class DescriptionSettings:
+    """loop.description: train the front-matter description on trigger tasks (triggering.py)."""
+
+    train: bool = False
+    budget_chars: int = 160  # characters changed (inserted + deleted) per accepted description edit
+
+
+@dataclass
+class SlowUpdateSettings:
+    """loop.slow_update: at each epoch boundary, a guidance block from comparing the previous epoch's skill with
+    the current one, applied only through the gate (epoch_memory.py)."""
+
+    enabled: bool = False
+    samples: int = 8  # train tasks rolled out under both skills
+    lines: int = 8  # most lines the guidance block may have
+
+
+@dataclass
 class LoopSettings:
     epochs: int = 2
     batch_size: int = 8
@@ -109,6 +127,9 @@ class LoopSettings:
     candidates: int = 6  # sequential gate: edits screened per step
     screen_size: int = 3  # sequential gate: extra train tasks in an edit's screening
     edit_budget: EditBudget = field(default_factory=EditBudget)
+    description: DescriptionSettings = field(default_factory=DescriptionSettings)
+    slow_update: SlowUpdateSettings = field(default_factory=SlowUpdateSettings)
+    meta_memo: bool = False  # optimizer-only notes on which edit kinds were accepted/rejected, per epoch
 
 
 @dataclass
@@ -372,6 +393,9 @@ def load_config(path: str | Path | None = None, skill_name: str | None = None) -
             if k in lp
         },
         edit_budget=budget,
+        description=DescriptionSettings(**dict(lp.get("description") or {})),
+        slow_update=_slow_update(lp.get("slow_update", False)),
+        meta_memo=bool(lp.get("meta_memo", False)),
     )
     g = raw.get("gate") or {}
     try:
@@ -401,6 +425,13 @@ def load_config(path: str | Path | None = None, skill_name: str | None = None) -
         edit_policy=effective_policy(raw.get("edit_policy")),
         name=name, branch=branch,
     )
+
+
+def _slow_update(raw: Any) -> SlowUpdateSettings:
+    """`slow_update: true` or `slow_update: {samples: 8, lines: 8}` (an object turns it on unless enabled: false)."""
+    if isinstance(raw, bool):
+        return SlowUpdateSettings(enabled=raw)
+    return SlowUpdateSettings(**{"enabled": True, **dict(raw)})
 
 
 def _raise(problems: list[ConfigError]) -> None:

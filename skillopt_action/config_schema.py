@@ -146,6 +146,30 @@ CONFIG_SCHEMA: dict = {
                 "screen_size": {"type": "integer", "minimum": 0,
                                 "description": "sequential gate: train tasks added to an edit's motivating tasks "
                                                "when screening it (0: only the motivating tasks)."},
+                "description": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "train the skill's front-matter description on `trigger` tasks (harness targets).",
+                    "properties": {
+                        "train": {"type": "boolean"},
+                        "budget_chars": {"type": "integer", "minimum": 1, "maximum": 1024,
+                                         "description": "characters one description edit may change."},
+                    },
+                },
+                "slow_update": {
+                    "type": ["boolean", "object"],
+                    "additionalProperties": False,
+                    "description": "at each epoch boundary, propose a guidance block from comparing the previous "
+                                   "epoch's skill with the current one; applied only if it passes the gate.",
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "samples": {"type": "integer", "minimum": 1},
+                        "lines": {"type": "integer", "minimum": 1, "maximum": 40},
+                    },
+                },
+                "meta_memo": {"type": "boolean",
+                              "description": "optimizer-only notes on which edit kinds were accepted or rejected, "
+                                             "fed to later reflection prompts; never written into the skill."},
                 "edit_budget": {
                     "type": "object",
                     "additionalProperties": False,

@@ -10,7 +10,7 @@ from .report import Report, build_report
 from .rollout import RolloutEngine, mean_scores, split_mean
 from .runtime import Runtime
 from .sequential import SequentialResult, SequentialSettings, SequentialTest
-from .types import Rollout
+from .types import Rollout, Task
 
 
 def per_task(base: dict[str, list[Rollout]], best: dict[str, list[Rollout]]) -> list[dict]:
@@ -32,6 +32,36 @@ def gate_decision(rt: Runtime, inc: dict[str, list[Rollout]], cand: dict[str, li
     settings = GateSettings(mode=mode, samples=g.samples, min_delta=g.min_delta, alpha=g.alpha, test=g.test,
                             resamples=g.resamples, seed=g.seed * 7919 + step_seed)
     return gate_compare(mean_scores(inc), mean_scores(cand), settings)
+
+
+def gate_candidate(rt: Runtime, current: str, candidate: str, tasks: list[Task], label: str, *,
+                   decision_alpha: float, seed: int) -> dict:
+    """One val decision for a whole-skill candidate (a new description, a slow-update block) on `tasks`, through
+    the configured gate: a sequential test at `decision_alpha`, or the fixed-sample paired / strict gate. Returns
+    {"accepted", "reason", "delta", "p_value", "incumbent_mean", "candidate_mean", "rollouts", "per_task":
+    [{"task_id", "incumbent", "candidate"}], "gate": the full gate record}."""
+    before = rt.ledger.role_calls("target")
+    if rt.cfg.gate.mode == "sequential":
+        settings = sequential_settings(rt, decision_alpha, seed=seed)
+        result, _ = run_sequential(rt, current, candidate, settings, label, tasks=tasks)
+        gate = result.to_dict()
+        per = [{"task_id": t["task_id"], "incumbent": t["incumbent"], "candidate": t["candidate"]}
+               for t in result.per_task]
+        accepted, reason, delta, spent = result.accepted, result.reason, result.delta, result.alpha_spent
+        p: float | None = result.p_value
+        inc_mean, cand_mean = result.incumbent_mean, result.candidate_mean
+    else:
+        samples = rt.cfg.gate.samples
+        inc = rt.engine.run(current, tasks, samples, label=f"{label}:incumbent")
+        cand = rt.engine.run(candidate, tasks, samples, label=f"{label}:candidate")
+        g = gate_decision(rt, inc, cand, seed)
+        gate = g.to_dict()
+        per = [{"task_id": t.task_id, "incumbent": t.incumbent, "candidate": t.candidate} for t in g.per_task]
+        accepted, reason, delta, p = g.accepted, g.reason, g.delta, g.p_value
+        inc_mean, cand_mean, spent = g.incumbent_mean, g.candidate_mean, 0.0
+    return {"accepted": accepted, "reason": reason, "delta": round(delta, 4), "p_value": p,
+            "incumbent_mean": inc_mean, "candidate_mean": cand_mean, "mode": rt.cfg.gate.mode, "alpha_spent": spent,
+            "rollouts": rt.ledger.role_calls("target") - before, "per_task": per, "gate": gate}
 
 
 def score_splits(rt: Runtime, base_skill: str, best_skill: str, splits: list[str],
@@ -107,12 +137,14 @@ def sequential_settings(rt: Runtime, alpha: float, seed: int) -> SequentialSetti
 
 def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: SequentialSettings, label: str, *,
                    rounds_done: int = 0, offset: int = 0, engine: RolloutEngine | None = None,
-                   feedback: dict[tuple[str, str], str] | None = None) -> tuple[SequentialResult, int]:
+                   feedback: dict[tuple[str, str], str] | None = None,
+                   tasks: list[Task] | None = None) -> tuple[SequentialResult, int]:
     """Run one sequential val decision to its end; returns the result and the target calls it paid for (cached
     samples are free). `offset` shifts the sample indices (fresh samples for a confirmation); `engine` runs
     another target than the config's (a transfer check); `feedback`, when given, receives the scorers' feedback on
-    each side's lowest-numbered sample of every task."""
-    test = SequentialTest([t.id for t in rt.splits["val"]], settings, rounds_done=rounds_done)
+    each side's lowest-numbered sample of every task; `tasks` limits the test to some val tasks (default: all)."""
+    test = SequentialTest([t.id for t in (rt.splits["val"] if tasks is None else tasks)], settings,
+                          rounds_done=rounds_done)
     texts = {"incumbent": incumbent, "candidate": candidate}
     engine = engine or rt.engine
     before = rt.ledger.role_calls("target")

@@ -75,7 +75,8 @@ class EvidenceMemory:
 
     def prompt_rows(self, limit: int = 12) -> list[dict[str, Any]]:
         """The most recent rejections, for the optimizer's prompt (each with its edit and score change)."""
-        rows = [r for r in self.records if record_verdict(r) != "accepted" and "edit" in r]
+        rows = [r for r in self.records if record_verdict(r) != "accepted" and "edit" in r
+                and r.get("kind", "body") == "body"]  # description / slow-update records have their own prompts
         out = []
         for r in rows[-limit:]:
             out.append({"edit": r["edit"], "delta": float(r.get("delta") or 0.0), "p_value": r.get("p_value"),

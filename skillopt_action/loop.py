@@ -14,6 +14,7 @@ from . import package
 from .ablation import CONFIRM_OFFSET, run_ablation
 from .calls import content_key
 from .config import Config
+from .epoch_memory import at_epoch_start, extra_decisions
 from .errors import BudgetExceeded, ConfigError
 from .evaluation import (
     gate_decision,
@@ -35,6 +36,7 @@ from .search import planned_decisions
 from .search import step as search_step
 from .sequential import power_hint
 from .transfer import check_transfer
+from .triggering import body_val, check_training, description_step, no_body_step, split_batch, with_description_of
 from .types import Edit, Task
 
 STATE_VERSION = 2
@@ -55,12 +57,17 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
     else:
         per_step = batch + n_val * s
         baseline, final = n_val * s, 2 * n_test * s
-    target = baseline + steps * per_step + final
+    decision = 2 * n_val * (cfg.gate.schedule[-1] if cfg.gate.mode == "sequential" else s)
+    extra_target = (steps * (batch + decision) if cfg.loop.description.train else 0) + (
+        (epochs - 1) * (2 * cfg.loop.slow_update.samples + decision) if cfg.loop.slow_update.enabled else 0)
+    extra_optimizer = (steps if cfg.loop.description.train else 0) + (epochs - 1) * (
+        int(cfg.loop.slow_update.enabled) + int(cfg.loop.meta_memo))
+    target = baseline + steps * per_step + final + extra_target
     optimizer = (
         steps
         * math.ceil(min(cfg.loop.batch_size, n_train) / cfg.loop.minibatch_size + 1)
-        * (1 + cfg.loop.parse_retries)
-    )
+        + extra_optimizer
+    ) * (1 + cfg.loop.parse_retries)
     warning = None
     if cfg.max_calls is not None and cfg.max_calls < target + optimizer:
         affordable = max(0, (cfg.max_calls - baseline) // max(1, per_step + 2))
@@ -128,9 +135,12 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         state["memory"] = evidence.to_list()
         write_json(state_path, state)
 
-    decision_alpha = cfg.gate.alpha / planned_decisions(rt, total_steps)
+    n_decisions = planned_decisions(rt, total_steps) + extra_decisions(rt, epochs, total_steps)
+    decision_alpha = cfg.gate.alpha / n_decisions
+    if cfg.loop.description.train:
+        check_training(rt, baseline)
     if sequential:
-        log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {planned_decisions(rt, total_steps)} "
+        log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {n_decisions} "
             f"decision(s) ({decision_alpha:.2g} each), rounds of {list(cfg.gate.schedule)} sample(s) per task")
     if not resume:
         checkpoint()  # from the first call on, a killed run can be resumed
@@ -148,11 +158,16 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
             order = sorted(rt.splits["train"], key=lambda t: t.id)
             random.Random(cfg.split_seed + epoch * 1000).shuffle(order)
             batch = order[in_epoch * cfg.loop.batch_size:(in_epoch + 1) * cfg.loop.batch_size]
-            current = state["current"]
-            if sequential:
-                record = search_step(rt, step, epoch, batch, current, evidence, total_steps, decision_alpha)
+            at_start = at_epoch_start(rt, state, epoch, steps_per_epoch, evidence,
+                                      decision_alpha=decision_alpha) if in_epoch == 0 else {}
+            current, memo = state["current"], state.get("meta_memo", "")
+            body, _ = split_batch(batch)  # trigger tasks train the description, not the body
+            if not body:
+                record = no_body_step(step, epoch, batch)
+            elif sequential:
+                record = search_step(rt, step, epoch, body, current, evidence, total_steps, decision_alpha, memo)
             else:
-                record = _step(rt, step, epoch, batch, current, evidence, total_steps)
+                record = _step(rt, step, epoch, body, current, evidence, total_steps, memo)
             if record["accepted"]:
                 state["current"] = record.pop("candidate")
                 if sequential:
@@ -160,6 +175,14 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                     record["changed_lines"] = added + removed
             else:
                 record.pop("candidate", None)
+            record.update(at_start)
+            if cfg.loop.description.train:
+                desc = description_step(rt, step + 1, batch, state["current"], evidence,
+                                        decision_alpha=decision_alpha, memo=memo)
+                if desc is not None:
+                    state["current"] = desc.pop("candidate", state["current"])
+                    record["description"] = desc
+                    log(desc["summary"])
             state["steps"].append(record)
             state["next_step"] = step + 1
             checkpoint()
@@ -180,8 +203,9 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     try:
         if sequential and cfg.gate.confirm and best != baseline:
             confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
-        if best != baseline and cfg.loop.ablation != "off":
-            ablation = run_ablation(rt, baseline, kept_edits(state["steps"]), prune=cfg.loop.ablation == "prune")
+        if best != baseline and cfg.loop.ablation != "off" and kept_edits(state["steps"]):
+            ablation = run_ablation(rt, with_description_of(baseline, best), kept_edits(state["steps"]),
+                                    prune=cfg.loop.ablation == "prune")
             if ablation["skill"] != best:
                 best = ablation["skill"]
                 confirmation = None  # re-scored below for the pruned skill (its samples are cached)
@@ -211,9 +235,11 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
 
 
 def kept_edits(steps: list[dict]) -> list[Edit]:
-    """The edits in the final skill, in the order they were applied."""
+    """The body edits in the final skill (slow-update blocks included), in the order they were applied."""
     edits: list[Edit] = []
     for s in steps:
+        if (s.get("slow_update") or {}).get("accepted"):
+            edits.append(Edit.from_dict(s["slow_update"]["edit"]))
         if not s.get("accepted"):
             continue
         if "candidates" in s:
@@ -245,7 +271,9 @@ def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, 
     decisions = [d for s in steps for d in s.get("decisions", [])]
     screened = sum((s.get("screening") or {}).get("screened_out", 0) for s in steps)
     screen_cost = sum((s.get("screening") or {}).get("rollouts", 0) for s in steps)
-    spent = sum(d["alpha_spent"] for d in decisions)
+    regions = [g for s in steps for k in ("description", "slow_update")
+               if (g := (s.get(k) or {}).get("gate"))]  # description and slow-update decisions share the run's alpha
+    spent = sum(d["alpha_spent"] for d in decisions) + sum(g.get("alpha_spent") or 0.0 for g in regions)
     return {
         "decisions": len(decisions),
         "accepted": sum(1 for d in decisions if d["verdict"] == "accepted"),
@@ -261,7 +289,7 @@ def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, 
 
 
 def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, evidence: EvidenceMemory,
-          total_steps: int) -> dict:
+          total_steps: int, memo: str = "") -> dict:
     """One step of the bundle search (`gate.mode: paired | strict`): all proposals in one candidate, one gate."""
     cfg = rt.cfg
     max_ops, max_lines = cfg.loop.edit_budget.at(step, total_steps)
@@ -272,7 +300,7 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
                         max_edits=max_ops, max_lines=max_lines, rejected=evidence.prompt_rows(),
                         failure_only=cfg.loop.failure_only, parse_retries=cfg.loop.parse_retries,
                         max_chars=cfg.loop.max_trajectory_chars, seed=cfg.split_seed * 100 + step,
-                        concurrency=min(cfg.concurrency, 4))
+                        concurrency=min(cfg.concurrency, 4), memo=memo)
     current_hash = skill_hash(current)
     merged, _ = merge(proposals, set())
     dropped: list[dict] = []
@@ -311,8 +339,10 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
                          f"{len(applied.applied)} applied")
     if not applied.changed:
         return record
-    inc, cand = rt.rollouts_of([current, applied.after], "val", cfg.gate.samples,
-                               [f"step{step + 1}:val:incumbent", f"step{step + 1}:val:candidate"])
+    val = body_val(rt) or rt.splits["val"]
+    inc, cand = rt.engine.run_phases([(current, val, cfg.gate.samples, f"step{step + 1}:val:incumbent"),
+                                      (applied.after, val, cfg.gate.samples, f"step{step + 1}:val:candidate")],
+                                     transcripts=False)
     result = gate_decision(rt, inc, cand, step)
     record["gate"] = result.to_dict()
     record["accepted"] = result.accepted

@@ -143,6 +143,9 @@ def _trajectory_view(task: Task, r: Rollout, limit: int) -> dict:
     }
 
 
+trajectory_view = _trajectory_view  # what the optimizer sees of one rollout (also used by epoch_memory.py)
+
+
 def _transcript_line(m: dict) -> str:
     role = m.get("role") or m.get("type") or "event"
     content = m.get("content") if "content" in m else m
@@ -159,8 +162,9 @@ def minibatches(items: list, size: int, seed: int) -> list[list]:
 
 def reflect(optimizer, skill: str, tasks: dict[str, Task], rollouts: list[Rollout], *, minibatch_size: int,
             max_edits: int, max_lines: int, rejected: list[dict], failure_only: bool, parse_retries: int,
-            max_chars: int, seed: int, concurrency: int = 1) -> list[Proposal]:
-    """One optimizer call (plus parse retries) per minibatch; failures and successes never mixed."""
+            max_chars: int, seed: int, concurrency: int = 1, memo: str = "") -> list[Proposal]:
+    """One optimizer call (plus parse retries) per minibatch; failures and successes never mixed. `memo` is the
+    optimizer-only meta memo of earlier epochs (loop.meta_memo), shown in the prompt, never in the skill."""
     failures = [r for r in rollouts if not r.score.passed]
     successes = [] if failure_only else [r for r in rollouts if r.score.passed]
     jobs = [("failure", b) for b in minibatches(failures, minibatch_size, seed)]
@@ -180,7 +184,7 @@ def reflect(optimizer, skill: str, tasks: dict[str, Task], rollouts: list[Rollou
         user = render("reflect_batch.md.j2", kind=kind, skill=skill, files=files,
                       assets=package.asset_names(skill), max_edits=max_edits, max_lines=max_lines,
                       trajectories=[_trajectory_view(tasks[r.task_id], r, max_chars) for r in batch],
-                      rejected=rejected[-12:])
+                      rejected=rejected[-12:], memo=memo)
         prop = Proposal(kind, [r.task_id for r in batch])
         messages = [{"role": "user", "content": user}]
         for attempt in range(parse_retries + 1):

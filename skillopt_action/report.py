@@ -185,7 +185,27 @@ def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
                     rejected.append({**row, "why": f"gate: {s['gate']['reason']}"})
         for d in s.get("dropped", []):
             rejected.append({"step": s["step"], **d["edit"], "applied": False, "why": d["reason"]})
+        for row, ok in _region_rows(s):
+            (accepted if ok else rejected).append(row)
     return accepted, rejected
+
+
+def _region_rows(s: dict) -> list[tuple[dict, bool]]:
+    """A step's slow-update block and description edit as edit rows (region: guidance / description)."""
+    out = []
+    su = s.get("slow_update") or {}
+    if su.get("edit"):
+        why = f"gate: {su['gate']['reason']}" if su.get("gate") else f"dropped: {su.get('dropped')}"
+        out.append(({"step": s["step"], **su["edit"], "region": "guidance", "applied": bool(su.get("gate")),
+                     "gate": su.get("gate"), "why": why}, bool(su.get("accepted"))))
+    d = s.get("description") or {}
+    if d.get("proposed"):
+        why = f"gate: {d['gate']['reason']}" if d.get("gate") else f"dropped: {d.get('dropped')}"
+        out.append(({"step": s["step"], "op": "replace", "anchor": d.get("before") or "", "content": d["proposed"],
+                     "rationale": d.get("analysis", ""), "source": "failure", "support": 1,
+                     "tasks": d["train"]["tasks"], "region": "description", "applied": bool(d.get("gate")),
+                     "gate": d.get("gate"), "why": why}, bool(d.get("accepted"))))
+    return out
 
 
 def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str,

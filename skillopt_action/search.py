@@ -33,6 +33,7 @@ from .rollout import skill_hash
 from .runtime import Runtime
 from .screen import screen
 from .sequential import SequentialResult
+from .triggering import body_val
 from .types import Edit, Rollout, Task
 
 
@@ -43,7 +44,7 @@ def planned_decisions(rt: Runtime, total_steps: int) -> int:
 
 
 def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: str, memory: EvidenceMemory,
-         total_steps: int, decision_alpha: float) -> dict[str, Any]:
+         total_steps: int, decision_alpha: float, memo: str = "") -> dict[str, Any]:
     cfg = rt.cfg
     n = step_index + 1
     max_ops, max_lines = cfg.loop.edit_budget.at(step_index, total_steps)
@@ -55,7 +56,7 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
                         max_edits=max_ops, max_lines=max_lines, rejected=memory.prompt_rows(),
                         failure_only=cfg.loop.failure_only, parse_retries=cfg.loop.parse_retries,
                         max_chars=cfg.loop.max_trajectory_chars, seed=cfg.split_seed * 100 + step_index,
-                        concurrency=min(cfg.concurrency, 4))
+                        concurrency=min(cfg.concurrency, 4), memo=memo)
     merged, _ = merge(proposals, set())
     kept: list[Edit] = []
     dropped: list[dict] = []
@@ -109,7 +110,7 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
         resume = memory.rounds_done(edit, current_hash)
         settings = sequential_settings(rt, decision_alpha, seed=step_index * 100 + decisions)
         result, spent = run_sequential(rt, current, row["_text"], settings, f"step{n}:val:edit{decisions}",
-                                       rounds_done=resume)
+                                       rounds_done=resume, tasks=body_val(rt))
         row["gate"] = {**result.to_dict(), "rollouts": spent, "resumed_from_round": resume}
         row["verdict"] = result.verdict
         memory.add(edit, current_hash, result.verdict, delta=result.delta, p_value=result.p_value,
@@ -187,7 +188,7 @@ def _combine(rt: Runtime, n: int, current: str, accepted: list[tuple[dict[str, A
                                    "reason": "the accepted edits do not apply together within the step's budget; "
                                              "kept the best one"}
     settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=n * 100 + 99)
-    result, spent = run_sequential(rt, current, combined.after, settings, f"step{n}:val:combined")
+    result, spent = run_sequential(rt, current, combined.after, settings, f"step{n}:val:combined", tasks=body_val(rt))
     confirmed = result.accepted or (result.delta >= ranked[0][1].delta - 1e-9 and result.verdict != "harmful")
     info = {**result.to_dict(), "rollouts": spent, "edits": len(applied_keys), "confirmed": confirmed,
             "reason": result.reason if confirmed else f"the combination did not hold ({result.reason}); kept the "

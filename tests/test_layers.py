@@ -19,9 +19,10 @@ FLOORS: list[set[str]] = [
     {"text", "fmt", "procs", "redact", "yamlfile", "render", "workspace", "diff", "markdown", "terminal", "gate", "sequential",
      "throttle",
      "targets.base", "scorers.base"},
-    {"config", "config_schema", "providers", "tasks", "calls", "edits", "package", "reflect", "screen", "evidence", "scorers",
-     "targets"},
-    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop", "shard"},
+    {"config", "config_schema", "providers", "tasks", "calls", "edits", "package", "reflect", "screen", "evidence",
+     "scorers", "targets", "ask", "description"},
+    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop", "shard",
+     "triggering", "epoch_memory"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
     {"cli", "init", "github", "__main__"},
 ]

@@ -2,13 +2,14 @@
 
 `base` holds the protocol, the registry and `score_completion`; each sibling module registers its types:
 `text` (exact, f1, contains, not_contains, regex), `structured` (json), `code` (python, command), `rubric`
-(llm_rubric) and `workspace` (workspace_command, file_exists, file_contains, file_matches, diff_paths).
+(llm_rubric), `workspace` (workspace_command, file_exists, file_contains, file_matches, diff_paths) and
+`trigger` (did an agent harness load the skill for a query labelled should-load / should-not-load).
 A new scorer is one module calling `register_scorer(...)`, imported here.
 """
 
 from __future__ import annotations
 
-from . import code, rubric, structured, text, workspace  # noqa: F401  (each registers its scorer types)
+from . import code, rubric, structured, text, trigger, workspace  # noqa: F401  (each registers its scorer types)
 from .base import (
                    SCORER_TYPES,
                    Scorer,
