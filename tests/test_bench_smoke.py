@@ -1,0 +1,146 @@
+"""Smoke versions of the benchmarks in bench/: the harnesses run end to end and write well-formed results.
+
+Tiny sizes (a few trials, one seed, a one-step loop); nothing here is timed. The full runs are
+`python bench/bench_gate.py` and `python bench/bench_search.py` (results committed in bench/RESULTS-*.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bench_gate  # noqa: E402
+import bench_search  # noqa: E402
+import gates  # noqa: E402
+import sim  # noqa: E402
+
+HAVE_GEPA = importlib.util.find_spec("gepa") is not None
+HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
+
+
+def _rows(markdown: str, first_cell: str) -> list[list[str]]:
+    rows = []
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            rows.append(cells)
+    return rows
+
+
+# --------------------------------------------------------------------------- the simulator
+
+
+def test_rules_move_accuracy_by_their_calibrated_points():
+    base = sim.base_probabilities("hetero", 0.3, 200, random.Random(1))
+    world = sim.World(base, harm_points=0.05)
+    rng = random.Random(2)
+    everything = range(world.n)
+    ref = world.expected([], everything)
+    for kind, points in (("helpful10", 0.10), ("helpful5", 0.05), ("neutral", 0.0), ("harmful", -0.05)):
+        rule = world.make_rule(1, kind, rng)
+        assert len(rule.tasks) == world.n // 2
+        assert world.expected([rule], everything) - ref == pytest.approx(points, abs=1e-9), kind
+    assert sim.rule_ids("x\n- Rule 12: a.\n- Rule 3: b.\n") == {3, 12}
+
+
+def test_stream_is_shared_and_cursor_skips_rules_in_the_skill():
+    world = sim.World([0.2] * 20, harm=0.4)
+    a = sim.Stream(world, seed=5, mix={"neutral": 0.5, "harmful": 0.5}, repeat=0.3, first=("helpful10",))
+    b = sim.Stream(world, seed=5, mix={"neutral": 0.5, "harmful": 0.5}, repeat=0.3, first=("helpful10",))
+    assert [(a.item(j).id, a.item(j).kind) for j in range(30)] == [(b.item(j).id, b.item(j).kind) for j in range(30)]
+    assert a.item(0).kind == "helpful10"
+    cursor = sim.Cursor(a)
+    assert cursor.next_rule({1}).id != 1
+
+
+# --------------------------------------------------------------------------- gate calibration
+
+
+def test_skipping_the_report_interval_leaves_every_decision_unchanged():
+    unit = bench_gate.Unit("paired", "equal", 20, "neutral", 0, 5, 0.5, 3, 3, 0.1)
+    fast = bench_gate.run_unit(unit)[1]
+    slow = bench_gate.run_unit(bench_gate.Unit(**{**unit.__dict__, "report_ci": True}))[1]
+    assert fast == slow
+    assert fast.decisions == 15 and fast.runs == 5
+
+
+def test_gate_calibration_separates_a_real_gain_from_noise():
+    cells = bench_gate.measure(["strict"], [100], ["equal"], 200, run_decisions=2)
+    t = cells[("strict", "equal", 100)].tallies
+    assert t["neutral"].runs == 200 and t["neutral"].decisions == 400
+    assert t["helpful10"].decisions == 200
+    # strict accepts any higher mean: a +10-point rule on 100 tasks nearly always, a neutral one often
+    assert t["helpful10"].accepted / 200 > t["neutral"].accepted / 400 + 0.3
+    assert t["neutral"].draws == 400 * 300  # each decision draws 3 samples x 100 tasks for the candidate
+
+
+def test_bench_gate_writes_its_results_file(tmp_path):
+    out, png = tmp_path / "RESULTS-gate.md", tmp_path / "gate.png"
+    argv = ["--trials", "4", "--sizes", "20,40", "--modes", "strict,paired", "--jobs", "1", "--out", str(out),
+            "--png", str(png) if HAVE_MPL else ""]
+    assert bench_gate.main(argv) == 0
+    text = out.read_text()
+    assert "`python bench/bench_gate.py --trials 4" in text
+    rows = _rows(text, "equal") + _rows(text, "hetero")
+    assert len(rows) == 2 * 2 * 2  # difficulties x sizes x modes
+    for row in rows:
+        for cell in row[3:8]:
+            assert re.fullmatch(r"\d+\.\d %", cell) and 0 <= float(cell[:-2]) <= 100, row
+        n = int(row[1])
+        assert row[8] == f"{3 * n} / {3 * n}", row  # fixed gates: samples x tasks per decision
+    if HAVE_MPL:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "](gate.png)" in text
+
+
+def test_an_unknown_gate_mode_is_refused_before_any_work():
+    with pytest.raises(ValueError, match="unknown gate mode 'nope'"):
+        gates.driver("nope")
+
+
+# --------------------------------------------------------------------------- search at a fixed budget
+
+
+def test_bench_search_runs_every_method_on_the_same_target(tmp_path):
+    out, data = tmp_path / "RESULTS-search.md", tmp_path / "runs.json"
+    argv = ["--seeds", "1", "--scenarios", "mix,plus10", "--difficulties", "equal", "--train", "8", "--val", "12",
+            "--test", "40", "--epochs", "1", "--out", str(out), "--png", str(tmp_path / "s.png") if HAVE_MPL else "",
+            "--json", str(data)] + ([] if HAVE_GEPA else ["--no-gepa"])
+    assert bench_search.main(argv) == 0
+    records = json.loads(data.read_text())
+    methods = ["ours default", "ours strict"] + (["GEPA"] if HAVE_GEPA else [])
+    assert [r["method"] for r in records] == methods * 2
+    for r in records:
+        assert r["target_calls"] == r["own_target_calls"] > 0, r  # the server saw exactly the calls made
+        assert r["optimizer_calls"] >= 1 and r["decisions"] >= r["accepted"] >= 0
+        assert 0.0 <= r["test"] <= 1.0 and r["seed_test"] == pytest.approx(0.15)
+        assert r["rules"] == r["harmful"] + r["helpful"] + r["neutral"]
+        assert r["changed"] == (r["rules"] > 0)
+        assert r["test"] != r["seed_test"] or r["helpful"] + r["harmful"] == 0
+    for scenario in ("mix", "plus10"):
+        ours = next(r for r in records if r["scenario"] == scenario and r["method"] == "ours default")
+        for r in records:
+            if r["scenario"] == scenario and r["method"] == "GEPA":
+                # matched budget: GEPA stops at the first iteration past our loop's target calls
+                assert ours["target_calls"] <= r["target_calls"] <= ours["target_calls"] + 12 + 6
+    plus10 = [r for r in records if r["scenario"] == "plus10"]
+    assert all(r["plus10_kept"] == (r["helpful"] == 1) for r in plus10)
+    text = out.read_text()
+    assert "`python bench/bench_search.py --seeds 1" in text
+    assert len(_rows(text, "equal")) == 2 * len(methods)  # one row per method in each table
+
+
+def test_a_changed_report_shape_is_not_miscounted():
+    assert bench_search.loop_decisions({"steps": [{"gate": None, "accepted": False},
+                                                  {"gate": {"p_value": 0.01}, "accepted": True}]}) == (1, 1)
+    with pytest.raises(KeyError, match="update loop_decisions"):
+        bench_search.loop_decisions({"steps": [{"decisions": []}]})
