@@ -98,6 +98,10 @@ class Ledger:
     def usd(self) -> float:
         return sum(r.usd for r in self.roles.values())
 
+    def role_calls(self, role: str) -> int:
+        with self._lock:
+            return self._role(role).calls
+
     @property
     def cache_hits(self) -> int:
         return sum(r.cache_hits for r in self.roles.values())

@@ -112,6 +112,11 @@ CONFIG_SCHEMA: dict = {
                 "failure_only": {"type": "boolean"},
                 "parse_retries": {"type": "integer", "minimum": 0, "maximum": 5},
                 "max_trajectory_chars": {"type": "integer", "minimum": 200},
+                "candidates": {"type": "integer", "minimum": 1,
+                               "description": "sequential gate: proposed edits screened per step, each on its own."},
+                "screen_size": {"type": "integer", "minimum": 0,
+                                "description": "sequential gate: train tasks added to an edit's motivating tasks "
+                                               "when screening it (0: only the motivating tasks)."},
                 "edit_budget": {
                     "type": "object",
                     "additionalProperties": False,
@@ -129,12 +134,30 @@ CONFIG_SCHEMA: dict = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "mode": {"enum": ["paired", "strict"]},
-                "samples": {"type": "integer", "minimum": 1},
+                "mode": {"enum": ["sequential", "paired", "strict"],
+                         "description": "sequential (default): each edit is tested alone in rounds that stop as soon "
+                                        "as the evidence decides; paired: one fixed-sample paired test per step; "
+                                        "strict: SkillOpt's 'higher mean wins' (no test, for comparison)."},
+                "samples": {"type": "integer", "minimum": 1,
+                            "description": "Rollouts per task and skill for the final val/test scores (and for "
+                                           "every decision in paired/strict mode)."},
                 "min_delta": {"type": "number", "minimum": 0, "maximum": 1},
-                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                          "description": "sequential: the chance that the whole run accepts any edit that does "
+                                         "nothing (split across its decisions); paired: per decision."},
                 "test": {"enum": ["permutation", "bootstrap"]},
                 "resamples": {"type": "integer", "minimum": 100},
+                "schedule": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
+                             "maxItems": 6,
+                             "description": "sequential: samples per task and skill after each round, e.g. [1, 3, 6]."},
+                "decisions": {"type": "integer", "minimum": 1,
+                              "description": "sequential: val decisions per step (screened candidates tested)."},
+                "task_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                               "description": "sequential: the per-task gains must also pass a sign-flip test at "
+                                              "this level (no single task can decide)."},
+                "confirm": {"type": "boolean",
+                            "description": "sequential: re-confirm the final skill against the start on fresh "
+                                           "samples before proposing it."},
             },
         },
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
@@ -233,6 +256,8 @@ class LoopSettings:
     failure_only: bool = False
     parse_retries: int = 2
     max_trajectory_chars: int = 1500
+    candidates: int = 6  # sequential gate: edits screened per step
+    screen_size: int = 3  # sequential gate: extra train tasks in an edit's screening
     edit_budget: EditBudget = field(default_factory=EditBudget)
 
 
@@ -424,6 +449,8 @@ def load_config(path: str | Path | None = None) -> Config:
                 "failure_only",
                 "parse_retries",
                 "max_trajectory_chars",
+                "candidates",
+                "screen_size",
             )
             if k in lp
         },
@@ -431,10 +458,11 @@ def load_config(path: str | Path | None = None) -> Config:
     )
     g = raw.get("gate") or {}
     try:
-        gate = GateSettings(
-            **{k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples") if k in g},
-            seed=int(splits.get("seed", 0)),
-        )
+        given = {k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples", "decisions",
+                                   "task_alpha", "confirm") if k in g}
+        if "schedule" in g:
+            given["schedule"] = tuple(g["schedule"])
+        gate = GateSettings(**{"mode": "sequential", "alpha": 0.05, **given}, seed=int(splits.get("seed", 0)))
     except ValueError as exc:
         raise ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
                           "see `gate:` in the config reference (README.md)") from None

@@ -9,6 +9,7 @@ from .gate import compare as gate_compare
 from .report import Report, build_report
 from .rollout import mean_scores, split_mean
 from .runtime import Runtime
+from .sequential import SequentialResult, SequentialSettings, SequentialTest
 from .types import Rollout
 
 
@@ -27,7 +28,8 @@ def gate_decision(rt: Runtime, inc: dict[str, list[Rollout]], cand: dict[str, li
                   step_seed: int) -> GateResult:
     """The configured gate on two sets of rollouts of the same tasks, seeded per decision."""
     g = rt.cfg.gate
-    settings = GateSettings(mode=g.mode, samples=g.samples, min_delta=g.min_delta, alpha=g.alpha, test=g.test,
+    mode = "paired" if g.mode == "sequential" else g.mode  # a fixed-sample test describes already-drawn rollouts
+    settings = GateSettings(mode=mode, samples=g.samples, min_delta=g.min_delta, alpha=g.alpha, test=g.test,
                             resamples=g.resamples, seed=g.seed * 7919 + step_seed)
     return gate_compare(mean_scores(inc), mean_scores(cand), settings)
 
@@ -65,11 +67,64 @@ def evaluate(rt: Runtime, skill_text: str, splits: list[str]) -> Report:
 
 
 def compare(rt: Runtime, base_text: str, candidate_text: str, splits: list[str]) -> Report:
-    """Score `candidate_text` against `base_text`; the val gate decides (e.g. a human edit in a PR)."""
-    scores, tasks, gates = score_splits(rt, base_text, candidate_text, splits, "compare")
+    """Score `candidate_text` against `base_text`; the val gate decides (e.g. a human edit in a PR). In
+    sequential mode the val decision is one sequential test at `gate.alpha`; other splits are scored for the
+    record."""
+    if rt.cfg.gate.mode == "sequential" and "val" in splits and rt.splits.get("val"):
+        result, spent = run_sequential(rt, base_text, candidate_text,
+                                       sequential_settings(rt, rt.cfg.gate.alpha, seed=0), "compare:val")
+        scores, tasks, gates = score_splits(rt, base_text, candidate_text, [s for s in splits if s != "val"],
+                                            "compare")
+        scores = {"val": sequential_scores(result), **scores}
+        tasks = {"val": sequential_rows(result, kept=True), **tasks}
+        gates = {"val": {**result.to_dict(), "rollouts": spent}, **gates}
+    else:
+        scores, tasks, gates = score_splits(rt, base_text, candidate_text, splits, "compare")
     for split, s in scores.items():
         rt.log(f"{split}: base {s['baseline']:.3f} -> candidate {s['best']:.3f} ({rt.spend_line()})")
     diff, added, removed = diff_stats(base_text, candidate_text, rt.cfg.skill)
     return build_report(rt, kind="compare", status="completed", stop_reason=None, baseline=base_text,
                         best=candidate_text, scores=scores, tasks=tasks, gates=gates, steps=[], diff=diff,
                         changed_lines=added + removed)
+
+
+def sequential_settings(rt: Runtime, alpha: float, seed: int) -> SequentialSettings:
+    g = rt.cfg.gate
+    schedule = tuple(g.schedule)
+    if len(schedule) == 1:
+        spend: tuple[float, ...] = (1.0,)
+    else:  # a quarter of the alpha at the first look, the rest shared by the later ones, the last weighing most
+        later = [float(i + 1) for i in range(len(schedule) - 1)]
+        spend = (0.25, *[0.75 * w / sum(later) for w in later])
+    return SequentialSettings(alpha=alpha, schedule=schedule, spend=spend, min_delta=g.min_delta,
+                              task_alpha=g.task_alpha, seed=g.seed * 7919 + seed)
+
+
+def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: SequentialSettings, label: str, *,
+                   rounds_done: int = 0, offset: int = 0) -> tuple[SequentialResult, int]:
+    """Run one sequential val decision to its end; returns the result and the target calls it paid for (cached
+    samples are free). `offset` shifts the sample indices (fresh samples for a confirmation)."""
+    test = SequentialTest([t.id for t in rt.splits["val"]], settings, rounds_done=rounds_done)
+    texts = {"incumbent": incumbent, "candidate": candidate}
+    before = rt.ledger.role_calls("target")
+    while test.result is None:
+        requests = test.next_requests()
+        if requests:
+            jobs = [(texts[side], rt.by_id[tid], offset + idx) for side, tid, idx in requests]
+            for (side, tid, idx), r in zip(requests, rt.engine.run_samples(jobs, label), strict=True):
+                test.add(side, tid, idx, r.score.score)
+        test.look()
+    return test.result, rt.ledger.role_calls("target") - before
+
+
+def sequential_scores(result: SequentialResult, kept: bool = True) -> dict:
+    """A split's score row from a sequential decision (the means over the samples the test drew)."""
+    return {"baseline": round(result.incumbent_mean, 4),
+            "best": round(result.candidate_mean if kept else result.incumbent_mean, 4),
+            "n": result.n_tasks, "samples": max((t["samples"] for t in result.per_task), default=0)}
+
+
+def sequential_rows(result: SequentialResult, kept: bool) -> list[dict]:
+    """Per-task rows of a split from a sequential decision."""
+    return [{"id": t["task_id"], "baseline": t["incumbent"], "best": t["candidate"] if kept else t["incumbent"],
+             "delta": t["delta"] if kept else 0.0, "feedback": ""} for t in result.per_task]

@@ -69,9 +69,10 @@ __all__ = [
     "compare",
     "max_power_warning",
     "min_achievable_p",
+    "sign_flip_p",
 ]
 
-MODES = ("paired", "strict")
+MODES = ("paired", "strict", "sequential")
 TESTS = ("permutation", "bootstrap")
 
 # Up to this many non-zero deltas the sign-flip p-value is computed exactly.
@@ -88,13 +89,17 @@ _CHUNK_BITS = 12
 
 @dataclass(frozen=True)
 class GateSettings:
-    mode: str = "paired"  # "paired" | "strict"
+    mode: str = "paired"  # "paired" | "strict" | "sequential" (sequential.py; `compare` is the fixed-sample gate)
     samples: int = 3  # rollouts per val task per skill (used by the loop, recorded here)
     min_delta: float = 0.0  # minimum mean paired improvement (absolute; scores are in [0, 1])
-    alpha: float = 0.1  # significance level of the one-sided paired test
+    alpha: float = 0.1  # paired: per decision; sequential: the whole run's false-accept budget
     test: str = "permutation"  # "permutation" (sign-flip) | "bootstrap"
     resamples: int = 10000  # Monte Carlo resamples when exact enumeration is too big
     seed: int = 0
+    schedule: tuple[int, ...] = (1, 3, 6)  # sequential: samples per task and skill after each round
+    decisions: int = 2  # sequential: val decisions per step (the run's alpha is split across them)
+    task_alpha: float = 0.25  # sequential: the per-task gains must also pass a sign-flip test at this level
+    confirm: bool = True  # sequential: re-confirm the final skill against the start on fresh samples
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -113,6 +118,13 @@ class GateSettings:
             raise ValueError(f"gate resamples must be an integer >= 1, got {self.resamples!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"gate seed must be an integer, got {self.seed!r}")
+        sched = list(self.schedule)
+        if not sched or sched != sorted(set(sched)) or sched[0] < 1 or len(sched) > 6:
+            raise ValueError(f"gate schedule must be 1 to 6 increasing sample counts >= 1, got {sched}")
+        if isinstance(self.decisions, bool) or not isinstance(self.decisions, int) or self.decisions < 1:
+            raise ValueError(f"gate decisions must be an integer >= 1, got {self.decisions!r}")
+        if not _is_real(self.task_alpha) or not 0.0 < self.task_alpha <= 1.0:
+            raise ValueError(f"gate task_alpha must be a number in (0, 1], got {self.task_alpha!r}")
 
 
 @dataclass
@@ -233,6 +245,19 @@ def _sign_flip_monte_carlo(mags: list[float], t_obs: float, resamples: int, rng:
     return (1 + count) / (1 + resamples)
 
 
+def sign_flip_p(deltas: list[float], resamples: int = 10000, seed: int = 0) -> float:
+    """One-sided sign-flip p-value that the per-task deltas are centred above 0 (exact up to
+    EXACT_MAX_NONZERO non-zero deltas, seeded Monte Carlo above). 1.0 when every delta is zero."""
+    nonzero = [d for d in deltas if abs(d) > TOL]
+    if not nonzero:
+        return 1.0
+    mags = [abs(d) for d in nonzero]
+    t_obs = math.fsum(nonzero)
+    if len(nonzero) <= EXACT_MAX_NONZERO:
+        return min(1.0, _sign_flip_exact(mags, t_obs))
+    return min(1.0, _sign_flip_monte_carlo(mags, t_obs, resamples, _rng(seed, "sign-flip")))
+
+
 def _bootstrap_means(deltas: list[float], resamples: int, rng: random.Random) -> list[float]:
     n = len(deltas)
     choices = rng.choices
@@ -305,6 +330,8 @@ def compare(
     settings: GateSettings,
 ) -> GateResult:
     """Decide whether `candidate` replaces `incumbent`; see the module docstring."""
+    if settings.mode == "sequential":
+        raise ValueError("the sequential gate samples as it goes: use sequential.SequentialTest, not gate.compare")
     inc_ids, cand_ids = set(incumbent), set(candidate)
     if inc_ids != cand_ids:
         parts = []

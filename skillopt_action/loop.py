@@ -16,16 +16,28 @@ from .config import Config
 from .diff import diff_stats
 from .edits import apply_edits
 from .errors import BudgetExceeded, ConfigError
-from .evaluation import gate_decision, score_splits
+from .evaluation import (
+    gate_decision,
+    run_sequential,
+    score_splits,
+    sequential_rows,
+    sequential_scores,
+    sequential_settings,
+)
+from .evidence import EvidenceMemory
 from .gate import max_power_warning
 from .reflect import merge, reflect
 from .report import Report, build_report
-from .rollout import split_mean
+from .rollout import skill_hash, split_mean
 from .runtime import Runtime, write_json
 from .screen import screen
-from .types import Edit, Task
+from .search import planned_decisions
+from .search import step as search_step
+from .sequential import power_hint
+from .types import Task
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+CONFIRM_OFFSET = 1000  # sample indices of the final confirmation: fresh, never used by a decision
 
 
 def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, int, str | None]:
@@ -33,8 +45,17 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
     cover them, so users learn before paying that their budget buys only part of the run."""
     s, n_val, n_test, n_train = cfg.gate.samples, len(splits["val"]), len(splits["test"]), len(splits["train"])
     steps = epochs * math.ceil(n_train / cfg.loop.batch_size) if n_train else 0
-    per_step = min(cfg.loop.batch_size, n_train) + n_val * s
-    target = n_val * s + steps * per_step + 2 * n_test * s
+    batch = min(cfg.loop.batch_size, n_train)
+    if cfg.gate.mode == "sequential":
+        k = cfg.gate.schedule[-1]
+        screening = cfg.loop.candidates * batch  # each candidate on at most the whole minibatch
+        decisions = min(cfg.gate.decisions, cfg.loop.edit_budget.ops)
+        per_step = batch + screening + decisions * 2 * n_val * k + (n_val * k if decisions > 1 else 0)
+        baseline, final = n_val, 2 * n_val * k + 2 * n_test * s
+    else:
+        per_step = batch + n_val * s
+        baseline, final = n_val * s, 2 * n_test * s
+    target = baseline + steps * per_step + final
     optimizer = (
         steps
         * math.ceil(min(cfg.loop.batch_size, n_train) / cfg.loop.minibatch_size + 1)
@@ -42,7 +63,7 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
     )
     warning = None
     if cfg.max_calls is not None and cfg.max_calls < target + optimizer:
-        affordable = max(0, (cfg.max_calls - n_val * s) // max(1, per_step + 2))
+        affordable = max(0, (cfg.max_calls - baseline) // max(1, per_step + 2))
         warning = (f"budget.max_calls = {cfg.max_calls} is below the run's worst case (~{target + optimizer} calls): "
                    f"it covers the baseline and about {min(affordable, steps)} of {steps} step(s) before cache hits")
     return target, optimizer, warning
@@ -60,11 +81,13 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         raise ConfigError(f"optimize needs train and val tasks; have train={len(rt.splits['train'])}, "
                           f"val={len(rt.splits['val'])}", str(cfg.path), cfg.line_of("splits") or cfg.line_of("tasks"),
                           "add tasks, or adjust `splits:` ratios / per-task `split:`")
-    warn = (
-        max_power_warning(len(rt.splits["val"]), cfg.gate.alpha, cfg.gate.resamples)
-        if cfg.gate.mode == "paired"
-        else None
-    )
+    sequential = cfg.gate.mode == "sequential"
+    if sequential:
+        warn = power_hint(len(rt.splits["val"]))
+    elif cfg.gate.mode == "paired":
+        warn = max_power_warning(len(rt.splits["val"]), cfg.gate.alpha, cfg.gate.resamples)
+    else:
+        warn = None
     if warn:
         log(f"warning: {warn}")
     # budget, concurrency and retries may change between a stopped run and its --resume
@@ -86,13 +109,14 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         log(f"resuming at step {state['next_step'] + 1} ({rt.spend_line()} so far)")
     else:
         rt.trajectories.write_text("", encoding="utf-8")
-    rejected: list[dict] = []
-    if memory and memory.is_file():
-        rejected = [json.loads(line) for line in memory.read_text(encoding="utf-8").splitlines() if line.strip()]
-        log(f"loaded {len(rejected)} previously rejected edits from {memory}")
     if state is None:
+        evidence = EvidenceMemory.load(memory) if memory else EvidenceMemory()
+        if evidence.records:
+            log(f"loaded {len(evidence.records)} earlier gate decisions from {memory}")
         state = {"version": STATE_VERSION, "run_key": run_key, "baseline": baseline, "current": baseline,
-                 "next_step": 0, "steps": [], "rejected": rejected, "status": "running"}
+                 "next_step": 0, "steps": [], "memory": evidence.to_list(), "status": "running"}
+    else:  # a checkpoint of version 1 kept only the rejected edits (a blacklist)
+        evidence = EvidenceMemory.from_list(state.get("memory", state.get("rejected", [])))
     n_train = len(rt.splits["train"])
     steps_per_epoch = math.ceil(n_train / cfg.loop.batch_size)
     total_steps = epochs * steps_per_epoch
@@ -105,10 +129,15 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
 
     def checkpoint():
         state["spend"] = rt.ledger.to_dict()
+        state["memory"] = evidence.to_list()
         write_json(state_path, state)
 
+    decision_alpha = cfg.gate.alpha / planned_decisions(rt, total_steps)
+    if sequential:
+        log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {planned_decisions(rt, total_steps)} "
+            f"decision(s) ({decision_alpha:.2g} each), rounds of {list(cfg.gate.schedule)} sample(s) per task")
     try:
-        base_val = rt.rollouts(baseline, "val", cfg.gate.samples, "baseline:val")
+        base_val = rt.rollouts(baseline, "val", 1 if sequential else cfg.gate.samples, "baseline:val")
     except BudgetExceeded as exc:
         raise BudgetExceeded(f"{exc} before the baseline was measured: nothing was optimised. "
                              f"Raise `budget:` or reduce tasks/samples.") from None
@@ -121,9 +150,15 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
             random.Random(cfg.split_seed + epoch * 1000).shuffle(order)
             batch = order[in_epoch * cfg.loop.batch_size:(in_epoch + 1) * cfg.loop.batch_size]
             current = state["current"]
-            record = _step(rt, step, epoch, batch, current, state["rejected"], total_steps)
+            if sequential:
+                record = search_step(rt, step, epoch, batch, current, evidence, total_steps, decision_alpha)
+            else:
+                record = _step(rt, step, epoch, batch, current, evidence, total_steps)
             if record["accepted"]:
                 state["current"] = record.pop("candidate")
+                if sequential:
+                    record["diff"], added, removed = diff_stats(current, state["current"], cfg.skill)
+                    record["changed_lines"] = added + removed
             else:
                 record.pop("candidate", None)
             state["steps"].append(record)
@@ -141,39 +176,87 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
     best = state["current"]
+    confirmation = None
     try:
-        scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
+        if sequential and cfg.gate.confirm and best != baseline:
+            confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
+        else:
+            scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
     except BudgetExceeded as exc:
         stop_reason = stop_reason or str(exc)
         scores = {"val": {"baseline": round(split_mean(base_val), 4), "best": None, "n": len(base_val)}}
         tasks, gates = {}, {}
         log(f"final scoring skipped: {exc}")
     if memory:
-        memory.parent.mkdir(parents=True, exist_ok=True)
-        memory.write_text("".join(json.dumps(r) + "\n" for r in state["rejected"]), encoding="utf-8")
+        evidence.save(memory)
     diff, added, removed = diff_stats(baseline, best, cfg.skill)
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
     report = build_report(rt, kind="optimize", status=state["status"], stop_reason=stop_reason,
                           baseline=baseline, best=best, scores=scores, tasks=tasks, gates=gates,
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
-                          epochs=epochs, total_steps=total_steps)
+                          epochs=epochs, total_steps=total_steps,
+                          search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation)
+                          if sequential else None)
     return report, baseline, best
 
 
-def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, rejected: list[dict],
+def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, dict, dict]:
+    """Re-confirm the final skill against the start on fresh samples. The improvement must hold in direction
+    (a mean gain > 0 on samples no decision has seen); if it does not, the run proposes nothing."""
+    settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=424242)
+    result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET)
+    confirmed = result.delta > 0 and result.verdict != "harmful"
+    info = {**result.to_dict(), "rollouts": spent, "confirmed": confirmed}
+    rt.log(f"confirmation on fresh val samples: {result.reason} -> {'confirmed' if confirmed else 'NOT confirmed'}")
+    kept = best if confirmed else baseline
+    info["reason"] = (f"confirmed on fresh samples: {result.reason}" if confirmed else
+                      f"not confirmed on fresh samples, so nothing is proposed: {result.reason}")
+    scores, tasks, gates = score_splits(rt, baseline, kept, ["test"], "final")
+    return (info, kept, {"val": sequential_scores(result, confirmed), **scores},
+            {"val": sequential_rows(result, confirmed), **tasks}, {"val": info, **gates})
+
+
+def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, confirmation: dict | None) -> dict:
+    decisions = [d for s in steps for d in s.get("decisions", [])]
+    screened = sum((s.get("screening") or {}).get("screened_out", 0) for s in steps)
+    screen_cost = sum((s.get("screening") or {}).get("rollouts", 0) for s in steps)
+    spent = sum(d["alpha_spent"] for d in decisions)
+    return {
+        "decisions": len(decisions),
+        "accepted": sum(1 for d in decisions if d["verdict"] == "accepted"),
+        "verdicts": {v: sum(1 for d in decisions if d["verdict"] == v)
+                     for v in sorted({d["verdict"] for d in decisions})},
+        "val_rollouts_per_decision": round(sum(d["rollouts"] for d in decisions) / len(decisions), 1)
+        if decisions else 0.0,
+        "screened_out": screened, "screening_rollouts": screen_cost,
+        "run_alpha": run_alpha, "decision_alpha": decision_alpha,
+        "false_accept_bound": round(spent, 6),
+        "confirmation": confirmation,
+    }
+
+
+def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, evidence: EvidenceMemory,
           total_steps: int) -> dict:
+    """One step of the bundle search (`gate.mode: paired | strict`): all proposals in one candidate, one gate."""
     cfg = rt.cfg
     max_ops, max_lines = cfg.loop.edit_budget.at(step, total_steps)
     train = rt.engine.run(current, batch, 1, label=f"step{step + 1}:train")
     flat = [rs[0] for rs in train.values()]
     passed = sum(r.score.passed for r in flat)
     proposals = reflect(rt.optimizer(), current, rt.by_id, flat, minibatch_size=cfg.loop.minibatch_size,
-                        max_edits=max_ops, max_lines=max_lines, rejected=rejected,
+                        max_edits=max_ops, max_lines=max_lines, rejected=evidence.prompt_rows(),
                         failure_only=cfg.loop.failure_only, parse_retries=cfg.loop.parse_retries,
                         max_chars=cfg.loop.max_trajectory_chars, seed=cfg.split_seed * 100 + step,
                         concurrency=min(cfg.concurrency, 4))
-    merged, dropped = merge(proposals, {Edit.from_dict(r["edit"]).key() for r in rejected})
+    current_hash = skill_hash(current)
+    merged, _ = merge(proposals, set())
+    dropped: list[dict] = []
+    for e in list(merged):
+        why = evidence.block_reason(e, current_hash)
+        if why:
+            dropped.append({"edit": e.to_dict(), "reason": why})
+            merged.remove(e)
     merged, blocked, warnings = screen(merged, rt.splits["val"] + rt.splits["test"],
                                        [r.completion.text for r in flat])
     dropped += blocked
@@ -211,6 +294,6 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, r
     record["candidate"] = applied.after
     if not result.accepted:
         for e in applied.applied:
-            rejected.append({"edit": e.to_dict(), "delta": round(result.delta, 4), "p_value": result.p_value,
-                             "step": step + 1})
+            evidence.add(e, current_hash, "bundle", delta=result.delta, p_value=result.p_value, step=step + 1,
+                         reason=f"its bundle was rejected by the {cfg.gate.mode} gate")
     return record

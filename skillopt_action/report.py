@@ -51,6 +51,7 @@ class Report:
     wall_time_s: float
     epochs: int | None = None
     total_steps: int | None = None
+    search: dict[str, Any] | None = None  # sequential gate: decisions, their cost, the run's false-accept bound
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
 
@@ -69,7 +70,7 @@ class Report:
         order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
                  "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
                  "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
-                 "wall_time_s"]
+                 "search", "wall_time_s"]
         return {**{k: d[k] for k in order}, **extra}
 
     @classmethod
@@ -128,23 +129,50 @@ def mermaid_chart(steps: list[dict], baseline_val: float | None) -> str:
 
     lines = ["xychart-beta", '    title "Validation score by step (0 = baseline)"', f"    x-axis [{xs}]",
              '    y-axis "score" 0 --> 1',
-             f"    bar [{', '.join(fmt(c if c is not None else 0.0) for c in cand)}]",
+             f"    bar [{', '.join(fmt(c if c is not None else i) for c, i in zip(cand, inc, strict=True))}]",
              f"    line [{', '.join(fmt(v) for v in inc)}]"]
     return "\n".join(lines)
 
 
+WHY = {"not_applied": "not applied", "duplicate": "duplicate", "screened_out": "screened out",
+       "not_tested": "not tested", "not_better": "gate", "harmful": "gate", "inconclusive": "gate",
+       "accepted": "gate"}
+
+
 def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(accepted, rejected) edit rows across all steps, each with its step and why it was not kept."""
+    """(accepted, rejected) edit rows across all steps, each with its step, its text, why it was kept or not,
+    and (per-edit search) its own screening and gate figures."""
     accepted, rejected = [], []
     for s in steps:
-        for e in s.get("edits", []):
-            row = {"step": s["step"], **e["edit"], "applied": e["applied"], "reason": e["reason"]}
-            if not e["applied"]:
-                rejected.append({**row, "why": f"not applied: {e['reason']}"})
-            elif s["accepted"]:
-                accepted.append(row)
-            elif s.get("gate"):
-                rejected.append({**row, "why": f"gate: {s['gate']['reason']}"})
+        if "candidates" in s:  # per-edit search: every edit was its own candidate
+            for c in s["candidates"]:
+                row = {"step": s["step"], **c["edit"], "applied": c["applied"], "reason": c["reason"],
+                       "verdict": c["verdict"], "gate": c.get("gate"), "screen": c.get("screen")}
+                if c.get("kept"):
+                    accepted.append({**row, "why": (c.get("gate") or {}).get("reason", "")})
+                elif c["verdict"] == "accepted":
+                    rejected.append({**row, "why": "passed its own gate, but not kept: "
+                                                   + ((s.get("combination") or {}).get("reason") or
+                                                      "another accepted edit of this step was kept instead")})
+                elif c["verdict"] == "screened_out":
+                    sc = c.get("screen") or {}
+                    rejected.append({**row, "why": f"screened out: {sc.get('candidate', 0):.2f} vs "
+                                                   f"{sc.get('incumbent', 0):.2f} on its {len(sc.get('tasks', []))} "
+                                                   f"screening task(s)"})
+                elif c.get("gate"):
+                    rejected.append({**row, "why": f"gate: {c['gate']['reason']}"})
+                else:
+                    rejected.append({**row, "why": f"{WHY.get(c['verdict'] or '', 'not used')}: {c['reason']}"})
+        else:
+            for e in s.get("edits", []):
+                row = {"step": s["step"], **e["edit"], "applied": e["applied"], "reason": e["reason"],
+                       "gate": s.get("gate")}
+                if not e["applied"]:
+                    rejected.append({**row, "why": f"not applied: {e['reason']}"})
+                elif s["accepted"]:
+                    accepted.append(row)
+                elif s.get("gate"):
+                    rejected.append({**row, "why": f"gate: {s['gate']['reason']}"})
         for d in s.get("dropped", []):
             rejected.append({"step": s["step"], **d["edit"], "applied": False, "why": d["reason"]})
     return accepted, rejected
@@ -152,7 +180,8 @@ def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str,
                  scores: dict, tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int,
-                 epochs: int | None = None, total_steps: int | None = None) -> Report:
+                 epochs: int | None = None, total_steps: int | None = None,
+                 search: dict | None = None) -> Report:
     cfg = rt.cfg
     accepted, rejected = edits_by_verdict(steps)
     val = scores.get("val") or {}
@@ -170,8 +199,9 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
         spend=rt.ledger.to_dict(),
         models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}"},
         gate_settings={"mode": cfg.gate.mode, "samples": cfg.gate.samples, "alpha": cfg.gate.alpha,
-                       "min_delta": cfg.gate.min_delta, "test": cfg.gate.test},
-        wall_time_s=round(time.monotonic() - rt.t0, 2),
+                       "min_delta": cfg.gate.min_delta, "test": cfg.gate.test, "schedule": list(cfg.gate.schedule),
+                       "decisions": cfg.gate.decisions, "task_alpha": cfg.gate.task_alpha},
+        wall_time_s=round(time.monotonic() - rt.t0, 2), search=search,
     )
 
 

@@ -105,12 +105,17 @@ class RolloutEngine:
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "") -> dict[str, list[Rollout]]:
         """Run every task `samples` times; returns {task_id: [rollout per sample]} in a deterministic order.
         Long phases report progress on the log every PROGRESS_EVERY seconds."""
-        jobs = [(t, s) for t in tasks for s in range(samples)]
         out: dict[str, list[Rollout]] = {t.id: [] for t in tasks}
+        for r in self.run_samples([(skill, t, s) for t in tasks for s in range(samples)], label):
+            out[r.task_id].append(r)
+        return out
+
+    def run_samples(self, jobs: list[tuple[str, Task, int]], label: str = "") -> list[Rollout]:
+        """Run the given (skill, task, sample index) rollouts, concurrently; results in the order of `jobs`."""
         done = [0, time.monotonic()]
 
-        def one(job):
-            r = self._one(skill, job[0], job[1], label)
+        def one(job: tuple[str, Task, int]) -> Rollout:
+            r = self._one(job[0], job[1], job[2], label)
             with self._write_lock:
                 done[0] += 1
                 if self.log and time.monotonic() - done[1] >= self.PROGRESS_EVERY and done[0] < len(jobs):
@@ -119,13 +124,9 @@ class RolloutEngine:
             return r
 
         if self.concurrency <= 1 or len(jobs) <= 1:
-            results = [one(job) for job in jobs]
-        else:
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                results = list(pool.map(one, jobs))
-        for r in results:
-            out[r.task_id].append(r)
-        return out
+            return [one(job) for job in jobs]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(one, jobs))
 
 
 def mean_scores(rollouts: dict[str, list[Rollout]]) -> dict[str, list[float]]:

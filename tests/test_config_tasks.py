@@ -47,7 +47,7 @@ def test_minimal_config_gets_sensible_defaults(tmp_path):
     assert cfg.root == tmp_path.resolve() and cfg.skill_path.read_text() == "# Skill\n"
     assert cfg.optimizer.model == "gpt-4.1-mini" and cfg.judge.provider == "openai"
     assert cfg.target.api_key_env == "OPENAI_API_KEY"
-    assert cfg.gate.mode == "paired" and cfg.gate.samples >= 1 and cfg.loop.epochs >= 1
+    assert cfg.gate.mode == "sequential" and cfg.gate.alpha == 0.05 and cfg.gate.samples >= 1 and cfg.loop.epochs >= 1
     assert cfg.cache_dir == tmp_path.resolve() / ".skillopt/cache"
 
 

@@ -16,9 +16,10 @@ PKG = Path(__file__).resolve().parent.parent / "skillopt_action"
 # imports must not form a circle. Sub-package members inherit their package's floor unless listed.
 FLOORS: list[set[str]] = [
     {"types", "errors"},
-    {"text", "procs", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "targets.base", "scorers.base"},
-    {"config", "providers", "tasks", "calls", "edits", "reflect", "screen", "scorers", "targets"},
-    {"rollout", "runtime", "report", "evaluation", "loop"},
+    {"text", "procs", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "sequential", "targets.base",
+     "scorers.base"},
+    {"config", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers", "targets"},
+    {"rollout", "runtime", "report", "evaluation", "search", "loop"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
     {"cli", "init", "github", "__main__"},
 ]
@@ -42,7 +43,7 @@ def floor_of(mod: str) -> int:
     probe = mod
     while True:
         for i, names in enumerate(FLOORS):
-            if probe in names:
+            if probe in names and (probe or not mod):  # "" (the package itself) is no fallback for its modules
                 return i
         if not probe:
             raise AssertionError(f"module {mod!r} has no floor: add it to FLOORS in {__file__} and CONTRIBUTING.md")

@@ -62,12 +62,20 @@ def test_optimize_finds_gates_and_keeps_the_improvement(tmp_path, server):
     assert report["scores"]["test"]["best"] == 1.0
     step = report["steps"][0]
     assert step["accepted"] and step["gate"]["p_value"] < 0.1 and step["gate"]["wins"] == 8
+    # the default search: the edit was its own candidate, screened on its train tasks, then one sequential decision
+    (cand,) = step["candidates"]
+    assert cand["kept"] and cand["screen"]["passed"] and cand["screen"]["tasks"]
+    assert cand["gate"]["verdict"] == "accepted" and cand["gate"]["rounds"] == 1 and cand["gate"]["rollouts"] == 8
+    assert report["search"]["decisions"] == 1 and report["search"]["false_accept_bound"] <= 0.1
+    # the final skill was re-confirmed against the start on fresh samples before being proposed
+    assert report["search"]["confirmation"]["confirmed"] and report["gate"]["reason"].startswith("confirmed")
     assert "+" + RULE in report["diff"]
     md = (out / "report.md").read_text()
     assert "xychart-beta" in md and "| val | 8 | 0.000 | 1.000 | +1.000 |" in md
     # trajectories: every rollout recorded; the optimizer saw the failures as untrusted data
     lines = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
-    assert {x["phase"] for x in lines} >= {"baseline:val", "step1:train", "step1:val:candidate", "final:test:best"}
+    assert {x["phase"] for x in lines} >= {"baseline:val", "step1:train", "step1:screen", "step1:val:edit1",
+                                           "final:val:confirm", "final:test:best"}
     opt = [r for r in server.requests if "You improve a skill document" in r.system]
     assert len(opt) == 1 and "<task_output>" in opt[0].last_user_text
     # the key went to the server but never into any output file
@@ -112,8 +120,8 @@ def test_budget_cap_before_baseline_exits_4(tmp_path, server, capsys):
 
 
 def test_budget_stop_keeps_best_so_far_and_resume_pays_nothing_twice(tmp_path, server):
-    # baseline val = 8 calls, step 1 = 4 train + 1 optimizer + 8 candidate -> cap inside step 2 of 2 epochs
-    cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 22}},
+    # baseline val = 8 calls, step 1 = 4 train + 1 optimizer + 4 screening + 8 val -> cap inside step 2 of 2 epochs
+    cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 28}},
                         splits=(4, 8, 4))
     out = tmp_path / "out"
     assert run(cfg, out, "--epochs", "2") == 0
@@ -121,13 +129,19 @@ def test_budget_stop_keeps_best_so_far_and_resume_pays_nothing_twice(tmp_path, s
     assert first["status"] == "stopped_budget" and "max_calls" in first["stop_reason"]
     assert RULE in (out / "best_skill.md").read_text(), "the improvement found before the cap is kept"
     n_first = len(server.requests)
-    cfg.write_text(cfg.read_text().replace("max_calls: 22", "max_calls: 1000"))
+    cfg.write_text(cfg.read_text().replace("max_calls: 28", "max_calls: 1000"))
     assert run(cfg, out, "--epochs", "2", "--resume") == 0
     resumed = json.loads((out / "report.json").read_text())
     assert resumed["status"] == "completed" and len(resumed["steps"]) == 2
-    seen = [hashlib.sha256(json.dumps(r.json, sort_keys=True).encode()).hexdigest() for r in server.requests]
-    assert len(seen) == len(set(seen)), "no identical model call was paid twice across the stop and the resume"
+    # no rollout (skill, task, sample) and no optimizer call was paid twice across the stop and the resume
+    rows = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
+    paid = [(r["skill_hash"], r["task_id"], r["sample"]) for r in rows if not r["cached"]]
+    assert len(paid) == len(set(paid))
+    opt = [hashlib.sha256(json.dumps(r.json, sort_keys=True).encode()).hexdigest() for r in server.requests
+           if "You improve a skill document" in r.system]
+    assert len(opt) == len(set(opt))
     assert len(server.requests) > n_first
+    assert resumed["spend"]["calls"] == len(server.requests), "the ledger counts every call paid, before and after"
 
 
 def test_resume_refuses_a_changed_config(tmp_path, server, capsys):
@@ -138,8 +152,8 @@ def test_resume_refuses_a_changed_config(tmp_path, server, capsys):
     assert "cannot resume" in capsys.readouterr().err
 
 
-def test_rejected_edits_persist_in_memory_and_are_not_proposed_again(tmp_path):
-    # the target ignores the skill, so the optimizer's edit can never pass the gate
+def test_an_inconclusive_edit_resumes_its_test_across_runs_instead_of_starting_over(tmp_path):
+    # the target ignores the skill, so the optimizer's edit can never show a gain
     def r(req):
         if "You improve a skill document" in req.system:
             return Text(OPTIMIZER_ANSWER)
@@ -149,13 +163,37 @@ def test_rejected_edits_persist_in_memory_and_are_not_proposed_again(tmp_path):
         cfg = write_project(tmp_path, base_url=s.openai_base_url)
         memory = tmp_path / "memory.jsonl"
         assert run(cfg, tmp_path / "a", "--memory", str(memory)) == 0
-        rej = [json.loads(x) for x in memory.read_text().splitlines()]
-        assert len(rej) == 1 and rej[0]["edit"]["content"] == RULE
+        rec = [json.loads(x) for x in memory.read_text().splitlines()]
+        assert [x["verdict"] for x in rec] == ["not_better"] and rec[0]["edit"]["content"] == RULE
+        assert rec[0]["rounds"] == 1 and rec[0]["skill_hash"]
+        n = len(s.requests)
         assert run(cfg, tmp_path / "b", "--memory", str(memory)) == 0
         second = [q for q in s.requests if "You improve a skill document" in q.system][-1]
+        new_target_calls = [q for q in s.requests[n:] if "You improve a skill document" not in q.system]
     report = json.loads((tmp_path / "b/report.json").read_text())
     assert "Previously rejected edits" in second.last_user_text and RULE in second.last_user_text
-    assert report["steps"][0]["dropped"][0]["reason"] == "previously rejected by the gate"
+    (cand,) = report["steps"][0]["candidates"]
+    # the second run continued the same test: round 2, with the samples already drawn and no new val rollout
+    assert cand["gate"]["resumed_from_round"] == 1 and cand["gate"]["rounds"] == 2 and cand["gate"]["rollouts"] == 0
+    assert not [q for q in new_target_calls if "bare city name" in q.system]
+    assert [json.loads(x)["rounds"] for x in memory.read_text().splitlines()] == [1, 2]
+
+
+def test_bundle_mode_keeps_the_blacklist_semantics(tmp_path):
+    def r(req):
+        if "You improve a skill document" in req.system:
+            return Text(OPTIMIZER_ANSWER)
+        return Text("I am not sure.")
+
+    with ModelServer(responder=r) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url, extra={"gate": {"mode": "paired", "samples": 1,
+                                                                                 "alpha": 0.1}})
+        memory = tmp_path / "memory.jsonl"
+        assert run(cfg, tmp_path / "a", "--memory", str(memory)) == 0
+        assert [json.loads(x)["verdict"] for x in memory.read_text().splitlines()] == ["bundle"]
+        assert run(cfg, tmp_path / "b", "--memory", str(memory)) == 0
+    report = json.loads((tmp_path / "b/report.json").read_text())
+    assert report["steps"][0]["dropped"][0]["reason"] == "previously rejected by the gate (in a bundle)"
     assert report["steps"][0]["gate"] is None, "nothing left to gate once the repeat is dropped"
 
 
@@ -192,7 +230,7 @@ def test_edits_leaking_held_out_answers_are_blocked_and_copied_output_is_flagged
     report = json.loads((tmp_path / "out/report.json").read_text())
     step = report["steps"][0]
     assert any("expected answer of val task 'capital-norway'" in d["reason"] for d in step["dropped"])
-    assert all("Oslo" not in e["edit"]["content"] for e in step["edits"])
+    assert all("Oslo" not in c["edit"]["content"] for c in step["candidates"])
     assert report["flags"] and "copies task output text" in report["flags"][0]["reason"]
     assert "Flags for the reviewer" in (tmp_path / "out/report.md").read_text()
 
@@ -219,7 +257,8 @@ def test_progress_on_stderr(tmp_path, server, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "[skillopt] baseline val 0.000" in err
     assert "baseline:val: 1/8 done" in err
-    assert "step 1/1: train 0/4 passed, 1 proposal(s), 1 edit(s), 1 applied; val 0.000 -> 1.000 p=0.004 accepted" in err
+    assert ("step 1/1: train 0/4 passed, 1 proposal(s), 1 edit(s), 1 candidate(s), 0 screened out, 1 val "
+            "decision(s), 1 accepted; val 0.000 -> 1.000 p=0.004 accepted") in err
     assert "calls " in err and "$" in err
 
 
@@ -235,8 +274,9 @@ def test_plan_warns_before_spending_when_the_cap_cannot_cover_the_run(tmp_path, 
     cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 20}})
     assert main(["validate", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    # 8 val + 1 step x (4 train + 8 val) + 2 x 4 test = 28 target rollouts
-    assert "plan: at most 28 target rollouts" in out
+    # 8 val (1 sample) + 1 step x (4 train + 6 candidates x 4 screening + 2 decisions x 2 skills x 8 val x 6
+    # samples + 8 x 6 for a combination) + confirmation 2 x 8 x 6 + 2 x 4 test = 380 target rollouts at most
+    assert "plan: at most 380 target rollouts" in out
     assert "warning: budget.max_calls = 20 is below the run's worst case" in out
     assert "covers the baseline and about 0 of 1 step(s)" in out
 

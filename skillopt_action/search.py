@@ -1,0 +1,197 @@
+"""One step of the per-edit search (the default, `gate.mode: sequential`).
+
+1. Run this step's train minibatch under the current skill; the optimizer reflects on failures and successes.
+2. Deduplicate the proposals; drop edits the evidence memory rules out against the current skill (estimated
+   harmful, closed by a human, or rejected by an older version); screen them for leaked answers and injected
+   text (screen.py).
+3. Every remaining edit is its own candidate: the current skill plus that one edit. A rider can no longer ship
+   with a helpful rule, and a helpful rule is never judged by its bundle.
+4. Screening: each candidate is scored on the train tasks that motivated it plus `loop.screen_size` other tasks
+   of this step's minibatch (the incumbent's scores on them are already known). Candidates that do worse there
+   stop; the rest go on. This costs a few rollouts per candidate instead of a val decision.
+5. Val decisions: up to `gate.decisions` screened candidates per step, each a sequential test against the
+   current skill (sequential.py) at its share of the run's alpha. Incumbent samples are cached and reused. An
+   edit tested before against this skill resumes its test instead of starting over.
+6. The accepted edits are combined greedily (largest estimated gain first, within the step's edit budget); a
+   combination of two or more must itself pass a confirmation test against the current skill, else the single
+   best accepted edit is kept.
+
+Every decision leaves a record in the evidence memory and in the step record of the report.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .edits import apply_edits
+from .evaluation import run_sequential, sequential_settings
+from .evidence import EvidenceMemory
+from .reflect import merge, reflect
+from .rollout import skill_hash
+from .runtime import Runtime
+from .screen import screen
+from .sequential import SequentialResult
+from .types import Edit, Rollout, Task
+
+
+def planned_decisions(rt: Runtime, total_steps: int) -> int:
+    """The most val decisions a run can make: the run's alpha is split evenly across them (Bonferroni)."""
+    g, budget = rt.cfg.gate, rt.cfg.loop.edit_budget
+    return sum(min(g.decisions, budget.at(s, total_steps)[0]) for s in range(total_steps)) or 1
+
+
+def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: str, memory: EvidenceMemory,
+         total_steps: int, decision_alpha: float) -> dict[str, Any]:
+    cfg = rt.cfg
+    n = step_index + 1
+    max_ops, max_lines = cfg.loop.edit_budget.at(step_index, total_steps)
+    current_hash = skill_hash(current)
+    train = rt.engine.run(current, batch, 1, label=f"step{n}:train")
+    flat = [rs[0] for rs in train.values()]
+    passed = sum(r.score.passed for r in flat)
+    proposals = reflect(rt.optimizer(), current, rt.by_id, flat, minibatch_size=cfg.loop.minibatch_size,
+                        max_edits=max_ops, max_lines=max_lines, rejected=memory.prompt_rows(),
+                        failure_only=cfg.loop.failure_only, parse_retries=cfg.loop.parse_retries,
+                        max_chars=cfg.loop.max_trajectory_chars, seed=cfg.split_seed * 100 + step_index,
+                        concurrency=min(cfg.concurrency, 4))
+    merged, _ = merge(proposals, set())
+    kept: list[Edit] = []
+    dropped: list[dict] = []
+    for e in merged:
+        why = memory.block_reason(e, current_hash)
+        if why:
+            dropped.append({"edit": e.to_dict(), "reason": why})
+        else:
+            kept.append(e)
+    kept, blocked, warnings = screen(kept, rt.splits["val"] + rt.splits["test"], [r.completion.text for r in flat])
+    dropped += blocked
+
+    inc_train = {r.task_id: r for r in flat}
+    candidates: list[dict[str, Any]] = []
+    seen_texts: set[str] = set()
+    for e in kept[: cfg.loop.candidates]:
+        applied = apply_edits(current, [e], max_ops=1, max_lines=max_lines, name=cfg.skill)
+        row: dict[str, Any] = {"edit": e.to_dict(), "applied": applied.changed,
+                               "reason": applied.results[0].reason if applied.results else "",
+                               "diff": applied.diff, "changed_lines": applied.added_lines + applied.removed_lines,
+                               "screen": None, "gate": None, "verdict": None, "kept": False}
+        candidates.append(row)
+        if not applied.changed:
+            row["verdict"] = "not_applied"
+            continue
+        if applied.after in seen_texts:
+            row.update(applied=False, reason="same text as an earlier candidate of this step", verdict="duplicate")
+            continue
+        seen_texts.add(applied.after)
+        row["_text"] = applied.after
+        row["screen"] = _screen(rt, n, e, applied.after, batch, inc_train)
+        if not row["screen"]["passed"]:
+            row["verdict"] = "screened_out"
+            memory.add(e, current_hash, "screened_out", delta=row["screen"]["delta"], step=n,
+                       reason="worse on its screening tasks", rollouts=row["screen"]["rollouts"])
+
+    decisions = 0
+    accepted: list[tuple[dict[str, Any], SequentialResult]] = []
+    for row in candidates:
+        if row["verdict"] is not None:
+            continue
+        if decisions >= min(cfg.gate.decisions, max_ops):
+            row["verdict"] = "not_tested"
+            row["reason"] = f"this step's {min(cfg.gate.decisions, max_ops)} val decision(s) were used"
+            continue
+        decisions += 1
+        edit = Edit.from_dict(row["edit"])
+        resume = memory.rounds_done(edit, current_hash)
+        settings = sequential_settings(rt, decision_alpha, seed=step_index * 100 + decisions)
+        result, spent = run_sequential(rt, current, row["_text"], settings, f"step{n}:val:edit{decisions}",
+                                       rounds_done=resume)
+        row["gate"] = {**result.to_dict(), "rollouts": spent, "resumed_from_round": resume}
+        row["verdict"] = result.verdict
+        memory.add(edit, current_hash, result.verdict, delta=result.delta, p_value=result.p_value,
+                   rounds=result.rounds, step=n, reason=result.reason, rollouts=spent)
+        if result.accepted:
+            accepted.append((row, result))
+
+    new_skill, combination = _combine(rt, n, current, accepted, max_ops, max_lines, decision_alpha)
+    for row in candidates:
+        row.pop("_text", None)
+    tested = [r for r in candidates if r["gate"]]
+    best_row = max(tested, key=lambda r: r["gate"]["delta"]) if tested else None
+    summary_gate = combination or (best_row["gate"] if best_row else None)
+    n_edits = sum(len(p.edits) for p in proposals)
+    n_bad = sum(1 for p in proposals if p.error)
+    screened_out = [r for r in candidates if r["verdict"] == "screened_out"]
+    record: dict[str, Any] = {
+        "step": n, "epoch": epoch + 1, "search": "per-edit", "budget": {"ops": max_ops, "lines": max_lines},
+        "train": {"tasks": [t.id for t in batch], "passed": passed,
+                  "mean": round(sum(r.score.score for r in flat) / max(1, len(flat)), 4)},
+        "proposals": [p.to_dict() for p in proposals], "dropped": dropped, "warnings": warnings,
+        "candidates": candidates, "combination": combination,
+        "screening": {"candidates": sum(1 for r in candidates if r["screen"]), "screened_out": len(screened_out),
+                      "rollouts": sum(r["screen"]["rollouts"] for r in candidates if r["screen"])},
+        "decisions": [{"edit": r["edit"], **{k: r["gate"][k] for k in ("verdict", "boundary", "rounds", "rollouts",
+                                                                       "delta", "p_value", "alpha", "alpha_spent")}}
+                      for r in tested],
+        "accepted": new_skill != current, "gate": summary_gate,
+        "diff": "", "changed_lines": 0,
+    }
+    if new_skill != current:
+        record["candidate"] = new_skill
+        record["accepted_edits"] = [r["edit"] for r, _ in accepted if r.get("kept")]
+    record["summary"] = (f"train {passed}/{len(flat)} passed, {len(proposals)} proposal(s)"
+                         f"{f' ({n_bad} unusable)' if n_bad else ''}, {n_edits} edit(s), "
+                         f"{len(candidates)} candidate(s), {len(screened_out)} screened out, {decisions} val "
+                         f"decision(s), {len(accepted)} accepted")
+    return record
+
+
+def _screen(rt: Runtime, n: int, edit: Edit, text: str, batch: list[Task],
+            inc_train: dict[str, Rollout]) -> dict[str, Any]:
+    """Score a candidate on the train tasks that motivated its edit plus a few others of this step's batch."""
+    motivating = [t for t in batch if t.id in set(edit.tasks)]
+    others = [t for t in batch if t not in motivating]
+    random.Random(f"{n}:{edit.key()}").shuffle(others)
+    tasks = motivating + others[: rt.cfg.loop.screen_size]
+    if not tasks:
+        return {"tasks": [], "incumbent": 0.0, "candidate": 0.0, "delta": 0.0, "passed": True, "rollouts": 0}
+    before = rt.ledger.role_calls("target")
+    cand = rt.engine.run(text, tasks, 1, label=f"step{n}:screen")
+    inc_sum = sum(inc_train[t.id].score.score for t in tasks)
+    cand_sum = sum(cand[t.id][0].score.score for t in tasks)
+    return {"tasks": [t.id for t in tasks], "incumbent": round(inc_sum / len(tasks), 4),
+            "candidate": round(cand_sum / len(tasks), 4), "delta": round((cand_sum - inc_sum) / len(tasks), 4),
+            "passed": cand_sum >= inc_sum - 1e-9, "rollouts": rt.ledger.role_calls("target") - before}
+
+
+def _combine(rt: Runtime, n: int, current: str, accepted: list[tuple[dict[str, Any], SequentialResult]],
+             max_ops: int, max_lines: int, decision_alpha: float) -> tuple[str, dict[str, Any] | None]:
+    """The skill this step keeps, and the combination's confirmation (None when fewer than two were accepted)."""
+    if not accepted:
+        return current, None
+    ranked = sorted(accepted, key=lambda a: -a[1].delta)
+    best_row = ranked[0][0]
+    if len(ranked) == 1:
+        best_row["kept"] = True
+        return best_row["_text"], None
+    edits = [Edit.from_dict(r["edit"]) for r, _ in ranked]
+    combined = apply_edits(current, edits, max_ops=max_ops, max_lines=max_lines, name=rt.cfg.skill)
+    applied_keys = {e.key() for e in combined.applied}
+    if len(applied_keys) < 2:
+        best_row["kept"] = True
+        return best_row["_text"], {"edits": len(applied_keys), "confirmed": False,
+                                   "reason": "the accepted edits do not apply together within the step's budget; "
+                                             "kept the best one"}
+    settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=n * 100 + 99)
+    result, spent = run_sequential(rt, current, combined.after, settings, f"step{n}:val:combined")
+    confirmed = result.accepted or (result.delta >= ranked[0][1].delta - 1e-9 and result.verdict != "harmful")
+    info = {**result.to_dict(), "rollouts": spent, "edits": len(applied_keys), "confirmed": confirmed,
+            "reason": result.reason if confirmed else f"the combination did not hold ({result.reason}); kept the "
+                                                      "best single edit"}
+    if not confirmed:
+        best_row["kept"] = True
+        return best_row["_text"], info
+    for row, _ in ranked:
+        if Edit.from_dict(row["edit"]).key() in applied_keys:
+            row["kept"] = True
+    return combined.after, info

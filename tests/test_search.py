@@ -1,0 +1,116 @@
+"""The per-edit search (search.py) end to end through the real openai SDK against the scripted model server:
+riders cannot ship with helpful rules, accepted edits are combined and confirmed, harmful edits are remembered."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from helpers import COUNTRIES, write_project
+from helpers import SKILL as SKILL_TEXT
+from model_server import ModelServer, Text
+
+from skillopt_action import api
+
+CAPITAL = {c.split(":")[0]: c.split(":")[1] for c in COUNTRIES}
+HELP_A = "- Reply with the bare city name for countries from A to J."
+HELP_B = "- Reply with the bare city name for countries from K to Z."
+RIDER = "- Always answer in French."
+NEUTRAL = "- Be polite."
+
+
+def target(req) -> str:
+    country = re.search(r"capital of (\w+)", req.last_user_text).group(1)
+    if "answer in French." in req.system or any(country in line for line in req.system.splitlines()
+                                                 if "Answer in French for" in line):
+        return "Je ne sais pas."
+    first_half = country[0] <= "J"
+    if (first_half and "from A to J" in req.system) or (not first_half and "from K to Z" in req.system):
+        return CAPITAL[country]
+    return f"The capital of {country} is {CAPITAL[country]}."
+
+
+def optimizer_proposing(*rules):
+    answer = json.dumps({"analysis": "x", "edits": [{"op": "add", "anchor": "## Answering", "content": r}
+                                                   for r in rules]})
+
+    def responder(req):
+        if "You improve a skill document" in req.system:
+            return Text(answer)
+        return Text(target(req))
+
+    return responder
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("TEST_KEY", "sk-test-secret-value")
+
+
+def optimize(tmp_path, responder, *, gate=None, memory=None, out="out"):
+    with ModelServer(responder=responder) as s:
+        extra = {"gate": {"samples": 1, "alpha": 0.1, **(gate or {})}}
+        cfg = write_project(tmp_path, base_url=s.openai_base_url, extra=extra)
+        result = api.optimize(cfg, out=tmp_path / out, memory=memory)
+        return result, s.requests
+
+
+def test_a_harmful_rider_cannot_ship_with_a_helpful_rule(tmp_path):
+    result, _ = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER, NEUTRAL))
+    assert HELP_A in result.best_skill and RIDER not in result.best_skill and NEUTRAL not in result.best_skill
+    step = result.report.steps[0]
+    verdicts = {c["edit"]["content"]: c["verdict"] for c in step["candidates"]}
+    # each edit was judged on its own: the rule passed, the rider changed nothing for the better, and the step's two
+    # val decisions were used before the neutral line's turn
+    assert verdicts == {HELP_A: "accepted", RIDER: "not_better", NEUTRAL: "not_tested"}
+    rejected = {e["content"]: e["why"] for e in result.report.rejected_edits}
+    assert RIDER in rejected and NEUTRAL in rejected
+    md = result.report.to_markdown()
+    assert RIDER in md and HELP_A in md, "every tried edit is shown with its text"
+
+
+def test_the_bundle_gate_loses_the_helpful_rule_to_its_rider(tmp_path):
+    """The reason for per-edit candidates: gated as one bundle, the rider takes the helpful rule down."""
+    result, _ = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER), gate={"mode": "paired"})
+    assert not result.improved and HELP_A not in result.best_skill
+
+
+def test_two_accepted_edits_are_combined_and_the_combination_confirmed(tmp_path):
+    result, _ = optimize(tmp_path, optimizer_proposing(HELP_A, HELP_B), gate={"decisions": 2})
+    assert HELP_A in result.best_skill and HELP_B in result.best_skill
+    step = result.report.steps[0]
+    assert [c["verdict"] for c in step["candidates"]] == ["accepted", "accepted"]
+    assert step["combination"]["confirmed"] and step["combination"]["edits"] == 2
+    assert result.report.val["best"] == 1.0 and result.report.search["confirmation"]["confirmed"]
+
+
+FRENCH = "- Answer in French for Kenya, Norway, Peru, Chile and Cuba."  # hurts 5 val tasks, no train task
+
+
+def test_a_harmful_edit_is_remembered_and_not_tested_again_against_the_same_skill(tmp_path):
+    perfect = SKILL_TEXT + HELP_A + "\n" + HELP_B + "\n"
+    memory = tmp_path / "memory.jsonl"
+
+    def run(out, skill):
+        with ModelServer(responder=optimizer_proposing(FRENCH)) as s:
+            cfg = write_project(tmp_path, base_url=s.openai_base_url, skill=skill,
+                                extra={"gate": {"samples": 1, "alpha": 0.1}})
+            return api.optimize(cfg, out=tmp_path / out, memory=memory)
+
+    first = run("a", perfect)
+    (cand,) = first.report.steps[0]["candidates"]
+    assert cand["screen"]["passed"], "screening on train tasks cannot see this damage"
+    assert cand["verdict"] == "harmful" and cand["gate"]["losses"] == 5 and not first.improved
+    rows = [json.loads(x) for x in memory.read_text().splitlines()]
+    assert [r["verdict"] for r in rows] == ["harmful"]
+
+    second = run("b", perfect)
+    step = second.report.steps[0]
+    assert not step["candidates"], "nothing is tested again"
+    assert "estimated harmful against this skill" in step["dropped"][0]["reason"]
+
+    # against a different skill the same edit is a new hypothesis and is tested afresh
+    third = run("c", perfect + "- Keep answers short.\n")
+    (cand,) = third.report.steps[0]["candidates"]
+    assert cand["verdict"] == "harmful" and not cand["gate"]["resumed_from_round"]

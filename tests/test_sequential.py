@@ -1,0 +1,156 @@
+"""The sequential gate (skillopt_action/sequential.py): exact p-values, error control, power, cost, resumption."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from skillopt_action.sequential import SequentialSettings, SequentialTest, stratified_p
+
+
+def brute_force(strata):
+    """P(T >= T_obs), P(T <= T_obs) by enumerating every within-task relabelling."""
+    obs = sum(sum(c) / len(c) - sum(i) / len(i) for i, c in strata)
+    per_task = []
+    for inc, cand in strata:
+        pool, k = inc + cand, len(inc)
+        per_task.append([(sum(pool[j] for j in chosen) - (sum(pool) - sum(pool[j] for j in chosen))) / k
+                         for chosen in itertools.combinations(range(2 * k), k)])
+    up = lo = total = 0
+    for combo in itertools.product(*per_task):
+        t = sum(combo)
+        total += 1
+        up += t >= obs - 1e-9
+        lo += t <= obs + 1e-9
+    return up / total, lo / total
+
+
+def test_stratified_p_is_exact_against_enumeration():
+    rng = random.Random(3)
+    for _ in range(60):
+        strata = []
+        for _ in range(rng.randint(1, 4)):
+            k = rng.choice([1, 2, 3])
+            strata.append(([rng.randint(0, 4) for _ in range(k)], [rng.randint(0, 4) for _ in range(k)]))
+        got, want = stratified_p(strata), brute_force(strata)
+        assert got == pytest.approx(want, abs=1e-12), strata
+
+
+def test_four_tasks_that_flip_on_every_sample_are_overwhelming_evidence():
+    strata = [([0, 0, 0], [4, 4, 4])] * 4 + [([4, 4, 4], [4, 4, 4])] * 36
+    p, p_harm = stratified_p(strata)
+    assert p == pytest.approx((1 / 20) ** 4) and p_harm == 1.0
+
+
+def run(ps, pc, settings, seed, rounds_done=0, cache=None):
+    """Drive one decision with Bernoulli samples; returns (result, new candidate+incumbent samples drawn)."""
+    rng = random.Random(seed)
+    cache = {} if cache is None else cache
+    test = SequentialTest([f"t{i:03d}" for i in range(len(ps))], settings, rounds_done=rounds_done)
+    drawn = 0
+    while test.result is None:
+        for side, task, idx in test.next_requests():
+            key = (side, task, idx)
+            if key not in cache:
+                p = (ps if side == "incumbent" else pc)[int(task[1:])]
+                cache[key] = 1.0 if rng.random() < p else 0.0
+                drawn += 1
+            test.add(side, task, idx, cache[key])
+        test.look()
+    return test.result, drawn
+
+
+def heterogeneous(n, rng):
+    return [rng.betavariate(0.3, 0.3) for _ in range(n)]
+
+
+def test_a_neutral_edit_is_accepted_at_most_alpha_of_the_time():
+    settings = SequentialSettings(alpha=0.05)
+    rng = random.Random(11)
+    accepted = 0
+    for trial in range(300):
+        ps = heterogeneous(40, rng) if trial % 2 else [0.5] * 40
+        accepted += run(ps, ps, settings, seed=trial)[0].accepted
+    # the bound is alpha = 0.05; 300 seeded trials, so allow three standard errors above it
+    assert accepted / 300 <= 0.05 + 3 * (0.05 * 0.95 / 300) ** 0.5
+
+
+def test_a_rule_that_fixes_four_of_forty_tasks_passes_at_a_run_level_alpha_and_cheaply():
+    settings = SequentialSettings(alpha=0.05 / 18)  # the run's 0.05 split over 18 decisions
+    rng = random.Random(5)
+    results = []
+    for trial in range(40):
+        ps = [rng.choice([0.0, 1.0]) for _ in range(40)]
+        fixed = [i for i, p in enumerate(ps) if p == 0.0][:4]
+        pc = [1.0 if i in fixed else p for i, p in enumerate(ps)]
+        results.append(run(ps, pc, settings, seed=trial))
+    assert all(r.accepted for r, _ in results)
+    assert max(r.rounds for r, _ in results) <= 2
+    assert sum(drawn for _, drawn in results) / len(results) <= 120  # 40 round-1 samples + the 4 varying tasks
+
+
+def test_a_neutral_edit_on_deterministic_tasks_stops_after_one_round():
+    ps = [1.0] * 20 + [0.0] * 20
+    result, drawn = run(ps, ps, SequentialSettings(alpha=0.01), seed=1)
+    assert result.verdict == "not_better" and result.boundary == "futility" and result.rounds == 1
+    assert drawn == 80  # one sample per task for each skill, nothing more
+
+
+def test_one_lucky_task_cannot_decide():
+    ps = [1.0] * 39 + [0.0]
+    pc = [1.0] * 40
+    result, _ = run(ps, pc, SequentialSettings(alpha=0.05), seed=2)
+    assert not result.accepted and result.verdict == "inconclusive"
+    assert "too few" in result.reason and result.task_p == 0.5
+
+
+def test_a_harmful_edit_is_called_harmful():
+    ps = [1.0] * 40
+    pc = [0.0] * 8 + [1.0] * 32
+    result, _ = run(ps, pc, SequentialSettings(alpha=0.01), seed=3)
+    assert result.verdict == "harmful" and result.losses == 8 and result.delta == pytest.approx(-0.2)
+
+
+def test_a_resumed_decision_reuses_its_samples_and_only_the_looks_it_has_left():
+    # round 1 (index 0) looks like a wash; from index 1 on the candidate wins every task
+    def score(side, task, idx):
+        t = int(task[1:])
+        if idx == 0:
+            return float((side == "incumbent") == (t < 5))
+        return float(side == "candidate")
+
+    settings = SequentialSettings(alpha=0.01)
+    tasks = [f"t{i:03d}" for i in range(10)]
+    cache: dict = {}
+
+    def decide(rounds_done):
+        test, drawn = SequentialTest(tasks, settings, rounds_done=rounds_done), 0
+        while test.result is None:
+            for side, task, idx in test.next_requests():
+                if (side, task, idx) not in cache:
+                    cache[side, task, idx] = score(side, task, idx)
+                    drawn += 1
+                test.add(side, task, idx, cache[side, task, idx])
+            test.look()
+        return test.result, drawn
+
+    first, drawn1 = decide(0)
+    assert first.verdict == "not_better" and first.rounds == 1 and drawn1 == 20
+    again, drawn2 = decide(first.rounds)
+    assert again.accepted and again.rounds == 2
+    assert drawn2 == 40  # index 0 came from the cache; indices 1-2 of both skills on the 10 varying tasks are new
+    # the look already taken is not counted again: only round 2's share of alpha was spent
+    assert again.alpha_spent == pytest.approx(settings.alpha * settings.spend[1])
+    done, drawn3 = decide(3)
+    assert done.verdict == "inconclusive" and drawn3 == 0 and "every look" in done.reason
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        SequentialSettings(schedule=(3, 1))
+    with pytest.raises(ValueError):
+        SequentialSettings(spend=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError):
+        SequentialTest([], SequentialSettings())
