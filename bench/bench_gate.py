@@ -3,18 +3,20 @@
     python bench/bench_gate.py                       # writes bench/RESULTS-gate.md and bench/gate-calibration.png
     python bench/bench_gate.py --trials 200 --modes strict,paired --out /tmp/g.md --png /tmp/g.png
 
-Every decision goes through the real gate code (`skillopt_action.gate.compare` via bench/gates.py) with the
-loop's defaults (3 samples per val task, alpha 0.1, 10,000 resamples). Per cell (difficulty x val size x mode):
+Every decision goes through the real gate code (bench/gates.py: `gate.compare` for strict and paired, a
+`sequential.SequentialTest` fed round by round for sequential) with the settings a user gets from
+`gate: {mode: <mode>}` (the loop's defaults otherwise). Per cell (difficulty x val size x mode):
 
 - false accept per decision: a neutral candidate (same success probabilities, fresh samples) accepted;
-- false accept per run: `--run-decisions` (6, one per step of a 6-step run) neutral decisions in a row against
-  one incumbent whose samples are drawn once and reused, as the loop's cache does (an accepted candidate
-  becomes the incumbent with its samples); the share of runs in which any decision accepts;
+- false accept per run: as many neutral decisions in a row as the loop plans for a run of `--steps` (6) steps
+  (strict/paired: one per step; sequential: `search.planned_decisions`, over which the run's alpha is split),
+  against one incumbent whose samples are drawn once and reused, as the loop's cache does (an accepted
+  candidate becomes the incumbent with its samples); the share of runs in which any decision accepts;
 - power: a +5 or +10-point rule accepted; harmful: a -5-point rule accepted (`sim.World`: each rule applies
   to half of the val tasks, calibrated exactly on the trial's val tasks);
-- val rollouts per decision: samples drawn during the decision. The incumbent's first `samples` per task are
-  the baseline measurement every run makes anyway and are not counted; so a fixed gate pays
-  samples x tasks (the candidate) per decision.
+- val rollouts per decision: samples drawn during the decision, of both skills. The incumbent's baseline
+  measurement (strict/paired: `gate.samples` per task; sequential: 1) is made by every run anyway and is not
+  counted; so a fixed gate pays samples x tasks (the candidate) per decision.
 
 Incumbent success probabilities: `--p0` (0.5) for every task (equal), or Beta(p0, 1 - p0) per task (hetero,
 many tasks near 0 or 1). Trials are seeded and use common random numbers across modes (the same val tasks,
@@ -26,6 +28,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
+import math
 import os
 import random
 import sys
@@ -38,7 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from gates import Side, driver, skip_report_ci  # noqa: E402
+from gates import MODES, Side, driver, skip_report_ci  # noqa: E402
 from sim import DIFFICULTIES, World, base_probabilities  # noqa: E402
 
 KINDS = ("neutral", "helpful5", "helpful10", "harmful")
@@ -56,9 +60,8 @@ class Unit:
     start: int
     stop: int
     p0: float
-    run_decisions: int
-    samples: int
-    alpha: float
+    steps: int
+    gate_extra: str = "{}"  # JSON merged into the `gate:` block
     report_ci: bool = False
 
 
@@ -92,16 +95,16 @@ def run_unit(u: Unit) -> tuple[Unit, Tally]:
 
 
 def _run_unit(u: Unit) -> Tally:
-    gate = driver(u.mode, samples=u.samples, alpha=u.alpha)
+    gate = driver(u.mode, u.steps, json.loads(u.gate_extra))
     t = Tally()
     for trial in range(u.start, u.stop):
         key, base, world = _world(u, trial)
         incumbent = Side(base, key + ":incumbent")
-        incumbent.predraw(u.samples)
+        incumbent.predraw(gate.baseline_samples)
         if u.kind == "neutral":
             t.runs += 1
             any_accept = False
-            for d in range(u.run_decisions):
+            for d in range(gate.decisions_per_run):
                 candidate = Side(base, f"{key}:candidate{d}")
                 accepted = gate.decide(incumbent, candidate, seed=trial * 31 + d)
                 t.decisions += 1
@@ -124,23 +127,24 @@ def _run_unit(u: Unit) -> Tally:
 
 
 def units(modes: Sequence[str], sizes: Sequence[int], difficulties: Sequence[str], trials: int, chunk: int,
-          p0: float, run_decisions: int, samples: int, alpha: float, report_ci: bool) -> Iterator[Unit]:
+          p0: float, steps: int, gate_extra: str, report_ci: bool) -> Iterator[Unit]:
     for mode in modes:
         for difficulty in difficulties:
             for n in sizes:
                 for kind in KINDS:
                     for start in range(0, trials, chunk):
-                        yield Unit(mode, difficulty, n, kind, start, min(trials, start + chunk), p0, run_decisions,
-                                   samples, alpha, report_ci)
+                        yield Unit(mode, difficulty, n, kind, start, min(trials, start + chunk), p0, steps,
+                                   gate_extra, report_ci)
 
 
 def measure(modes: Sequence[str], sizes: Sequence[int], difficulties: Sequence[str], trials: int, *,
-            p0: float = 0.5, run_decisions: int = 6, samples: int = 3, alpha: float = 0.1, jobs: int = 1,
-            chunk: int = 50, report_ci: bool = False, progress=None) -> dict[tuple[str, str, int], Cell]:
+            p0: float = 0.5, steps: int = 6, gate_extra: dict | None = None, jobs: int = 1, chunk: int = 50,
+            report_ci: bool = False, progress=None) -> dict[tuple[str, str, int], Cell]:
     """Tallies per (mode, difficulty, val size)."""
     for m in modes:
-        driver(m)  # unknown modes fail before any work
-    work = list(units(modes, sizes, difficulties, trials, chunk, p0, run_decisions, samples, alpha, report_ci))
+        driver(m, steps, gate_extra)  # unknown modes and bad settings fail before any work
+    extra = json.dumps(gate_extra or {})
+    work = list(units(modes, sizes, difficulties, trials, chunk, p0, steps, extra, report_ci))
     cells: dict[tuple[str, str, int], Cell] = {}
     if jobs > 1:
         with Pool(jobs) as pool:
@@ -167,72 +171,90 @@ def pct(k: int, n: int) -> str:
 
 
 def table(cells: dict[tuple[str, str, int], Cell], modes: Sequence[str], sizes: Sequence[int],
-          difficulties: Sequence[str], run_decisions: int) -> str:
-    head = (f"| difficulty | val tasks | gate | false accept / decision | false accept / run ({run_decisions}) "
-            f"| power +5 | power +10 | harmful (-5) accepted | val rollouts / decision (neutral / +10) |")
-    lines = [head, "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+          difficulties: Sequence[str]) -> str:
+    head = ("| difficulty | val tasks | gate | false accept / decision | decisions / run | false accept / run "
+            "| power +5 | power +10 | harmful (-5) accepted | val rollouts / decision (neutral / +10) |")
+    lines = [head, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for difficulty in difficulties:
         for n in sizes:
             for mode in modes:
                 c = cells[(mode, difficulty, n)].tallies
                 neu, h5, h10, harm = c["neutral"], c["helpful5"], c["helpful10"], c["harmful"]
+                per_run = neu.decisions // neu.runs if neu.runs else 0
                 cost = f"{neu.draws / neu.decisions:.0f} / {h10.draws / h10.decisions:.0f}"
-                lines.append(f"| {difficulty} | {n} | {mode} | {pct(neu.accepted, neu.decisions)} | "
+                lines.append(f"| {difficulty} | {n} | {mode} | {pct(neu.accepted, neu.decisions)} | {per_run} | "
                              f"{pct(neu.runs_any, neu.runs)} | {pct(h5.accepted, h5.decisions)} | "
                              f"{pct(h10.accepted, h10.decisions)} | {pct(harm.accepted, harm.decisions)} | {cost} |")
     return "\n".join(lines)
 
 
+def _rate(t: Tally, runs: bool = False) -> float:
+    return 100.0 * (t.runs_any / t.runs if runs else t.accepted / t.decisions) if (t.runs if runs else t.decisions) \
+        else math.nan
+
+
 def plot(cells: dict[tuple[str, str, int], Cell], modes: Sequence[str], sizes: Sequence[int],
-         difficulties: Sequence[str], run_decisions: int, path: Path) -> None:
+         difficulties: Sequence[str], path: Path) -> None:
     import matplotlib  # optional dependency (the `bench` extra); only needed for the PNG
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(difficulties), figsize=(5.2 * len(difficulties), 3.8), squeeze=False)
-    for ax, difficulty in zip(axes[0], difficulties, strict=True):
+    fig, axes = plt.subplots(2, len(difficulties), figsize=(5.0 * len(difficulties), 6.4), squeeze=False,
+                             sharex=True)
+    for col, difficulty in enumerate(difficulties):
+        top, bottom = axes[0][col], axes[1][col]
         for i, mode in enumerate(modes):
-            color = f"C{i}"
-            fa = [100 * cells[(mode, difficulty, n)].tallies["neutral"].runs_any
-                  / max(1, cells[(mode, difficulty, n)].tallies["neutral"].runs) for n in sizes]
-            pw = [100 * cells[(mode, difficulty, n)].tallies["helpful10"].accepted
-                  / max(1, cells[(mode, difficulty, n)].tallies["helpful10"].decisions) for n in sizes]
-            ax.plot(sizes, pw, "-o", color=color, label=f"{mode}: +10 rule accepted")
-            ax.plot(sizes, fa, "--s", color=color, label=f"{mode}: neutral accepted in a run of {run_decisions}")
-        ax.axhline(95, color="grey", lw=0.8, ls=":")
-        ax.axhline(5, color="grey", lw=0.8, ls=":")
-        ax.set_title(f"{difficulty} task difficulty")
-        ax.set_xlabel("val tasks")
-        ax.set_xticks(list(sizes))
-        ax.set_ylim(-2, 102)
-        ax.set_ylabel("%")
-    axes[0][0].legend(fontsize=7, loc="center right")
+            t = [cells[(mode, difficulty, n)].tallies for n in sizes]
+            top.plot(sizes, [_rate(x["helpful10"]) for x in t], "-o", color=f"C{i}", label=f"{mode}: +10 accepted")
+            top.plot(sizes, [_rate(x["helpful5"]) for x in t], ":^", color=f"C{i}", label=f"{mode}: +5 accepted")
+            bottom.plot(sizes, [_rate(x["neutral"], runs=True) for x in t], "--s", color=f"C{i}",
+                        label=f"{mode}: neutral accepted, per run")
+            bottom.plot(sizes, [_rate(x["neutral"]) for x in t], ":x", color=f"C{i}",
+                        label=f"{mode}: neutral accepted, per decision")
+        top.axhline(95, color="grey", lw=0.8, ls=":")
+        bottom.axhline(5, color="grey", lw=0.8, ls=":")
+        top.set_title(f"{difficulty} task difficulty: power")
+        bottom.set_title(f"{difficulty} task difficulty: false accepts")
+        top.set_ylim(-2, 102)
+        bottom.set_ylim(-2, 102)
+        bottom.set_xlabel("val tasks")
+        bottom.set_xticks(list(sizes))
+        top.set_ylabel("%")
+        bottom.set_ylabel("%")
+    axes[0][0].legend(fontsize=6, loc="lower right")
+    axes[1][0].legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def markdown(cells, modes, sizes, difficulties, args, command: str, seconds: float) -> str:
+def markdown(cells, modes, sizes, difficulties, args, command: str, seconds: float, png: str | None) -> str:
     today = datetime.date.today().isoformat()
     eq, het = f"every task p = {args.p0}", f"p ~ Beta({args.p0:g}, {1 - args.p0:g}) per task"
+    extra = json.loads(args.gate_extra)
+    settings = "\n".join(f"- `{m}`: {driver(m, args.steps, extra).describe}" for m in modes)
+    chart = f"\n![gate calibration]({png})\n" if png else ""
     return f"""# Gate calibration
 
 Command: `{command}` ({today}, {seconds / 60:.1f} min on {os.cpu_count()} cores).
 
-{args.trials} seeded trials per cell and edit kind through `skillopt_action.gate.compare` ({args.samples} samples
-per val task and skill, alpha {args.alpha}, the loop's defaults otherwise). Incumbent difficulty: equal ({eq}) or
-hetero ({het}). A rule applies to half of the val tasks and moves the val mean by exactly the stated points.
-"False accept / run" is the share of runs of {args.run_decisions} neutral decisions against one incumbent (samples
-drawn once and reused, as the loop's cache does) in which any decision accepts. Rollouts per decision count the
-samples drawn during the decision (the incumbent's first {args.samples} per task are the baseline measurement).
-With {args.trials} trials a rate near 5 % has a 95 % margin of about
-±{196 * (0.05 * 0.95 / args.trials) ** 0.5:.1f} points, near 50 % about ±{196 * (0.25 / args.trials) ** 0.5:.1f}.
+{args.trials} seeded trials per cell and edit kind, every decision through the real gate code with the settings
+of `gate: {{mode: <mode>}}`{f' plus `{args.gate_extra}`' if extra else ''}:
 
-{table(cells, modes, sizes, difficulties, args.run_decisions)}
+{settings}
 
-![gate calibration](gate-calibration.png)
+Incumbent difficulty: equal ({eq}) or hetero ({het}; many tasks near 0 or 1). A rule applies to half of the val
+tasks and moves the val mean by exactly the stated points. "False accept / run": the share of runs of
+"decisions / run" neutral decisions (what the loop plans for {args.steps} steps) against one incumbent, whose
+samples are drawn once and reused as the loop's cache does, in which any decision accepts. Rollouts per decision
+count the samples of both skills drawn during the decision (not the incumbent's baseline measurement). With
+{args.trials} trials a rate near 5 % has a 95 % margin of about ±{196 * (0.05 * 0.95 / args.trials) ** 0.5:.1f}
+points, near 50 % about ±{196 * (0.25 / args.trials) ** 0.5:.1f}. Trials use common random numbers: every mode
+sees the same val tasks, rules and samples.
 
+{table(cells, modes, sizes, difficulties)}
+{chart}
 Goals of issue 9: neutral accepted <= 5 % per decision and per run of 6 steps; a +10-point rule at 40 val tasks
 accepted >= 95 %; <= 120 new val rollouts per decision.
 """
@@ -240,14 +262,13 @@ accepted >= 95 %; <= 120 new val rollouts per decision.
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--modes", default="strict,paired", help="comma-separated gate modes (default strict,paired)")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated gate modes (default {','.join(MODES)})")
     ap.add_argument("--sizes", default="20,40,100", help="val sizes (default 20,40,100)")
     ap.add_argument("--difficulties", default=",".join(DIFFICULTIES))
     ap.add_argument("--trials", type=int, default=1000, help="trials per cell and edit kind (default 1000)")
-    ap.add_argument("--run-decisions", type=int, default=6, help="neutral decisions per run (default 6)")
+    ap.add_argument("--steps", type=int, default=6, help="steps of a run, for the per-run false accepts (default 6)")
     ap.add_argument("--p0", type=float, default=0.5, help="incumbent mean success probability (default 0.5)")
-    ap.add_argument("--samples", type=int, default=3)
-    ap.add_argument("--alpha", type=float, default=0.1)
+    ap.add_argument("--gate-extra", default="{}", help="JSON merged into the `gate:` block of every mode")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--report-ci", action="store_true",
                     help="let gate.compare bootstrap its report-only interval (same decisions, ~10x slower)")
@@ -262,20 +283,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(i, total):
         print(f"\r{i}/{total} units, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
 
-    cells = measure(modes, sizes, difficulties, args.trials, p0=args.p0, run_decisions=args.run_decisions,
-                    samples=args.samples, alpha=args.alpha, jobs=args.jobs, report_ci=args.report_ci,
+    cells = measure(modes, sizes, difficulties, args.trials, p0=args.p0, steps=args.steps,
+                    gate_extra=json.loads(args.gate_extra), jobs=args.jobs, report_ci=args.report_ci,
                     progress=progress)
     print(file=sys.stderr)
     seconds = time.perf_counter() - t0
     command = " ".join(["python bench/bench_gate.py", *(sys.argv[1:] if argv is None else argv)])
-    text = markdown(cells, modes, sizes, difficulties, args, command, seconds)
+    png = None
     if args.png:
-        plot(cells, modes, sizes, difficulties, args.run_decisions, Path(args.png))
-        text = text.replace("](gate-calibration.png)", f"]({Path(args.png).name})")
-    else:
-        text = text.replace("\n![gate calibration](gate-calibration.png)\n", "")
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(table(cells, modes, sizes, difficulties, args.run_decisions))
+        plot(cells, modes, sizes, difficulties, Path(args.png))
+        png = Path(args.png).name
+    Path(args.out).write_text(markdown(cells, modes, sizes, difficulties, args, command, seconds, png),
+                              encoding="utf-8")
+    print(table(cells, modes, sizes, difficulties))
     return 0
 
 

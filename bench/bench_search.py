@@ -58,6 +58,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent)]
 
 import model_server  # noqa: E402
 import openai  # noqa: E402
+from gates import loop_config  # noqa: E402
 from model_server import ModelServer, Text  # noqa: E402
 from sim import DIFFICULTIES, Cursor, Rule, Stream, World, base_probabilities, rule_ids, uniform  # noqa: E402
 
@@ -244,6 +245,7 @@ class Outcome:
     decisions: int
     accepted: int
     own_target_calls: int  # the method's own count (our ledger; GEPA's metric calls), checked against the server's
+    search: dict | None = None  # our per-edit search: the report's summary (screening, rollouts, confirmation)
 
 
 def deep_merge(a: dict, b: dict) -> dict:
@@ -281,15 +283,21 @@ def write_project(root: Path, setup: Setup, run: str, base_url: str, mode: str, 
 
 
 def loop_decisions(report: dict) -> tuple[int, int]:
-    """(gate decisions, accepted decisions) of an optimize report. Fails loudly on a report shape it does not
-    know, so a changed loop cannot be miscounted silently."""
+    """(val decisions, accepted decisions) of an optimize report: per-edit search steps list their decisions
+    (a combination's confirmation is not one more decision); a bundle step has one gate. Fails loudly on a
+    report shape it does not know, so a changed loop cannot be miscounted silently."""
     decisions = accepted = 0
     for step in report["steps"]:
-        if "gate" not in step or "accepted" not in step:
-            raise KeyError(f"report step without 'gate'/'accepted' (keys: {sorted(step)}): update loop_decisions")
-        if step["gate"] is not None:
-            decisions += 1
-            accepted += bool(step["accepted"])
+        if isinstance(step.get("decisions"), list):
+            decisions += len(step["decisions"])
+            accepted += sum(d["verdict"] == "accepted" for d in step["decisions"])
+        elif "gate" in step and "accepted" in step:
+            if step["gate"] is not None:
+                decisions += 1
+                accepted += bool(step["accepted"])
+        else:
+            raise KeyError(f"report step without 'decisions' or 'gate'/'accepted' (keys: {sorted(step)}): "
+                           "update loop_decisions")
     return decisions, accepted
 
 
@@ -299,7 +307,8 @@ def run_ours(bench: Bench, run: str, setup: Setup, mode: str, seed: int, extra: 
         result = api.optimize(cfg, out=Path(tmp) / "out")
         report = result.report.to_dict()
         decisions, accepted = loop_decisions(report)
-        return Outcome(result.best_skill, decisions, accepted, report["spend"]["by_role"]["target"]["calls"])
+        return Outcome(result.best_skill, decisions, accepted, report["spend"]["by_role"]["target"]["calls"],
+                       report.get("search"))
 
 
 class _Quiet:
@@ -405,6 +414,9 @@ class Record:
     decisions: int
     accepted: int
     seconds: float
+    screened_out: int | None = None  # our per-edit search only
+    val_rollouts_per_decision: float | None = None
+    confirmation: str | None = None  # "confirmed" | "reverted" | None (no confirmation ran)
 
 
 @dataclass
@@ -434,7 +446,7 @@ def run_seed(bench: Bench, plan: Plan, scenario: str, difficulty: str, seed: int
     test = list(setup.split("test"))
     seed_test = world.expected([], test)
     methods: list[tuple[str, Callable[[str], Outcome]]] = [
-        (f"ours {m}", lambda run, m=m: run_ours(bench, run, setup, m, seed, plan.extra)) for m in plan.ours]
+        (method_label(m), lambda run, m=m: run_ours(bench, run, setup, m, seed, plan.extra)) for m in plan.ours]
     records: list[Record] = []
     if plan.use_gepa:
         def gepa_run(run: str) -> Outcome:
@@ -463,8 +475,23 @@ def run_seed(bench: Bench, plan: Plan, scenario: str, difficulty: str, seed: int
             lines=len(out.skill.strip().splitlines()), chars=len(out.skill),
             changed=out.skill.strip() != SEED_SKILL.strip(),
             target_calls=sim.target_calls, own_target_calls=out.own_target_calls, optimizer_calls=sim.optimizer_calls,
-            decisions=out.decisions, accepted=out.accepted, seconds=time.perf_counter() - t0))
+            decisions=out.decisions, accepted=out.accepted, seconds=time.perf_counter() - t0,
+            **search_fields(out.search)))
     return records
+
+
+def method_label(mode: str) -> str:
+    """'ours <mode>', and for 'default' the mode the loop defaults to, e.g. 'ours sequential (default)'."""
+    return f"ours {loop_config({}).gate.mode} (default)" if mode == "default" else f"ours {mode}"
+
+
+def search_fields(search: dict | None) -> dict:
+    if not search:
+        return {}
+    confirmation = search.get("confirmation")
+    return {"screened_out": search.get("screened_out"),
+            "val_rollouts_per_decision": search.get("val_rollouts_per_decision"),
+            "confirmation": None if not confirmation else "confirmed" if confirmation.get("confirmed") else "reverted"}
 
 
 def hash_seed(*parts: object) -> int:
@@ -546,6 +573,27 @@ def noise_table(records: Sequence[Record]) -> str:
     return "\n".join(lines)
 
 
+def search_table(records: Sequence[Record]) -> str:
+    """Our per-edit search's own figures (from its report), per scenario."""
+    rows = [r for r in records if r.val_rollouts_per_decision is not None or r.screened_out is not None]
+    if not rows:
+        return ""
+    lines = ["| scenario | difficulty | method | val decisions / run | val rollouts / decision | edits screened out "
+             "/ run | final confirmation reverted the run |", "|---|---|---|---:|---:|---:|---:|"]
+    for scenario in dict.fromkeys(r.scenario for r in rows):
+        for difficulty in dict.fromkeys(r.difficulty for r in rows):
+            for method in _methods(rows):
+                c = [r for r in rows if (r.scenario, r.difficulty, r.method) == (scenario, difficulty, method)]
+                if not c:
+                    continue
+                ran = [r for r in c if r.confirmation]
+                reverted = f"{sum(r.confirmation == 'reverted' for r in ran)} of {len(ran)}" if ran else "none ran"
+                lines.append(f"| {scenario} | {difficulty} | {method} | {mean_sd([r.decisions for r in c], '.1f')} "
+                             f"| {mean_sd([r.val_rollouts_per_decision or 0.0 for r in c], '.0f')} "
+                             f"| {mean_sd([r.screened_out or 0 for r in c], '.1f')} | {reverted} |")
+    return "\n".join(lines)
+
+
 def plot(records: Sequence[Record], path: Path) -> None:
     import matplotlib  # optional dependency (the `bench` extra); only needed for the PNG
 
@@ -578,38 +626,86 @@ def plot(records: Sequence[Record], path: Path) -> None:
     plt.close(fig)
 
 
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.0f} %" if n else "n/a"
+
+
+def verdicts(records: Sequence[Record], default: str) -> str:
+    """The issue-9 goals checked for our default method, and where it loses to GEPA, from the numbers above."""
+    out = []
+    for difficulty in dict.fromkeys(r.difficulty for r in records):
+        ours = [r for r in records if (r.method, r.difficulty) == (default, difficulty)]
+        if not ours:
+            continue
+        checks = []
+        neu = [r for r in ours if r.scenario == "neutral"]
+        if neu:
+            dec, acc = sum(r.decisions for r in neu), sum(r.accepted for r in neu)
+            changed = sum(r.changed for r in neu)
+            checks.append(f"neutral accepted per decision {_pct(acc, dec)} (goal <= 5 %): "
+                          f"{'met' if dec and acc <= 0.05 * dec else 'NOT met'}")
+            checks.append(f"runs changed with only neutral proposals {changed} of {len(neu)} (goal <= 5 %): "
+                          f"{'met' if changed <= 0.05 * len(neu) else 'NOT met'}")
+        p10 = [r for r in ours if r.scenario == "plus10"]
+        if p10:
+            kept = sum(r.plus10_kept for r in p10)
+            checks.append(f"+10 rule kept {kept} of {len(p10)} (goal >= 95 %): "
+                          f"{'met' if kept >= 0.95 * len(p10) else 'NOT met'}")
+        mix = {r.seed: r for r in records if (r.method, r.difficulty, r.scenario) == (default, difficulty, "mix")}
+        gepa_mix = {r.seed: r for r in records if (r.method, r.difficulty, r.scenario) == ("GEPA", difficulty, "mix")}
+        both = sorted(set(mix) & set(gepa_mix))
+        if both:
+            diffs = [mix[k].test - gepa_mix[k].test for k in both]
+            wins = sum(d >= 0 for d in diffs)
+            harmful = sum(mix[k].harmful > 0 for k in both)
+            met = statistics.fmean(diffs) >= 0 and harmful == 0
+            checks.append(f"mix: test score minus GEPA's on the same seed {mean_sd(diffs)} (ours >= GEPA on {wins} "
+                          f"of {len(both)} seeds), harmful line kept in {harmful} of {len(both)} runs (goal: >= "
+                          f"GEPA with 0 harmful): {'met' if met else 'NOT met'}")
+        if checks:
+            out.append(f"- **{difficulty}**: " + "; ".join(checks) + ".")
+    return "\n".join(out)
+
+
 def markdown(records: Sequence[Record], plan: Plan, command: str, seconds: float, png: str | None) -> str:
     s = plan.setup
-    n_seeds = len(plan.seeds)
     steps = s.epochs * -(-s.n_train // s.batch_size)
-    return f"""# Search at a fixed budget
+    budget_from = f"`{method_label(plan.ours[0])}`" if plan.ours else None
+    default = method_label("default")
+    budget = (f"`max_metric_calls` = {plan.budget}" if plan.budget else
+              f"`max_metric_calls` = the target calls {budget_from} made on the same seed and scenario")
+    extra = f" Config extra for our loop: `{json.dumps(plan.extra)}`." if plan.extra else ""
+    parts = [f"""# Search at a fixed budget
 
 Command: `{command}` ({datetime.date.today().isoformat()}, {seconds / 60:.1f} min on {os.cpu_count()} cores).
 
-Simulated target (bench/sim.py) on a loopback server; {n_seeds} seeds per cell, the same seeds, worlds and stream
-of proposals for every method. Tasks: {s.n_train} train, {s.n_val} val, {s.n_test} test (ground truth only); seed
-skill success probability {s.p0} per task (equal) or Beta({s.p0:g}, {1 - s.p0:g}) per task (hetero). A rule applies
-to half of all tasks; helpful rules are calibrated to +5 / +10 points over the seed skill; a harmful rule makes
-{s.harm:.0%} of the successes on its tasks fail (-{50 * s.harm * s.p0:.0f} points on the seed skill, more as the skill
-improves). Our loop: {s.epochs} epochs x {steps // s.epochs} steps (batch {s.batch_size}, minibatch
-{s.minibatch_size}), {s.samples} gate samples per val task, concurrency {s.concurrency}
-{f'(config extra: `{json.dumps(plan.extra)}`)' if plan.extra else ''}. GEPA 0.1.4: `gepa.optimize` with its
-defaults (minibatch 3, Pareto candidate selection, strict minibatch improvement), `max_metric_calls` = the
-target calls of `{('ours ' + plan.ours[0]) if plan.ours else '--budget'}` on the same seed and scenario.
-Values are mean ± sd over seeds; calls are counted at the server.
+Simulated target (bench/sim.py) on a loopback server; {len(plan.seeds)} seed(s) per cell, and the same worlds,
+stream of proposals and seeds for every method. Tasks: {s.n_train} train, {s.n_val} val, {s.n_test} test (ground
+truth only). Seed skill: success probability {s.p0} on every task (equal) or Beta({s.p0:g}, {1 - s.p0:g}) per task
+(hetero). A rule applies to half of all tasks; helpful rules are calibrated to +5 / +10 points over the seed skill;
+a harmful rule makes {s.harm:.0%} of the successes on its tasks fail (-{50 * s.harm * s.p0:.0f} points on the seed
+skill, more as the skill improves). Our loop: {steps} steps ({s.epochs} epochs, batch {s.batch_size}, minibatch
+{s.minibatch_size}), gate settings of `gate: {{mode: <mode>}}`, `gate.samples` {s.samples}, concurrency
+{s.concurrency}.{extra} GEPA 0.1.4: `gepa.optimize` with its defaults (minibatch 3, Pareto candidate selection,
+strict minibatch improvement), {budget}. Values are mean ± sd over seeds; calls are counted at the server."""]
+    if any(r.scenario == "mix" for r in records):
+        parts.append(f"""## Realistic mix of proposals (15 % +10, 15 % +5, 50 % neutral, 20 % harmful, 25 % repeats)
 
-## Realistic mix of proposals (15 % +10, 15 % +5, 50 % neutral, 20 % harmful, 25 % repeats)
+{mix_table(records)}""" + (f"\n\n![test score by method]({png})" if png else ""))
+    if any(r.scenario in ("neutral", "plus10") for r in records):
+        parts.append(f"""## Noise and power
 
-{mix_table(records)}
-{f'{chr(10)}![test score by method]({png}){chr(10)}' if png else ''}
-## Noise and power
+"neutral": every proposal is neutral, so an accepted decision accepts noise. "plus10": the first proposal is a
++10 rule, every later one neutral. A decision is one val gate decision for our loop, and one proposal judged on
+its minibatch for GEPA (accepted = it joins the candidate pool and is scored on val).
 
-"neutral" scenario: every proposal is neutral, so any accepted decision accepts noise. "plus10" scenario: the
-first proposal is a +10 rule, all later ones neutral. A decision is one gate decision for our loop, and one
-proposal judged on its minibatch for GEPA (accepted = it joins the candidate pool and is scored on val).
-
-{noise_table(records)}
-"""
+{noise_table(records)}""")
+    if search_table(records):
+        parts.append(f"## Our per-edit search, from its reports\n\n{search_table(records)}")
+    checks = verdicts(records, default)
+    if checks:
+        parts.append(f"## Issue 9 goals for `{default}`, from the tables above\n\n{checks}")
+    return "\n\n".join(parts) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -618,9 +714,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--difficulties", default=",".join(DIFFICULTIES))
-    ap.add_argument("--ours", default="default,strict",
+    ap.add_argument("--ours", default="default,paired,strict",
                     help="our gate modes, comma-separated; 'default' = the loop's default gate "
-                         "(default: default,strict)")
+                         "(default: default,paired,strict)")
     ap.add_argument("--gepa", dest="gepa", action="store_true", default=gepa is not None,
                     help="also run GEPA (default: when installed)")
     ap.add_argument("--no-gepa", dest="gepa", action="store_false")
