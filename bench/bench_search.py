@@ -28,8 +28,9 @@ Methods, each run in this process against the same server:
   budget (`max_metric_calls`) is the target calls the first of our methods used on the same seed and scenario
   (or ``--budget``).
 
-Target and optimizer calls are counted at the server. The score of a returned skill is the simulator's ground
-truth: its expected accuracy on 200 test tasks no method ever sees.
+Modules: sim.py (the world and the stream), loopback.py (the server side), methods.py (our loop and GEPA),
+this file (the plan, the records, the tables). Target and optimizer calls are counted at the server. The score of
+a returned skill is the simulator's ground truth: its expected accuracy on 200 test tasks no method ever sees.
 """
 
 from __future__ import annotations
@@ -39,354 +40,25 @@ import datetime
 import json
 import os
 import random
-import re
 import statistics
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent)]
 
-import model_server  # noqa: E402
-import openai  # noqa: E402
-from gates import loop_config  # noqa: E402
-from model_server import ModelServer, Text  # noqa: E402
-from sim import DIFFICULTIES, Cursor, Rule, Stream, World, base_probabilities, rule_ids, uniform  # noqa: E402
+from loopback import KEY_ENV, SEED_SKILL, Bench, RunSim, Setup  # noqa: E402
+from methods import Outcome, gepa, method_label, run_gepa, run_ours, search_fields  # noqa: E402
+from sim import DIFFICULTIES, Stream, World, base_probabilities, uniform  # noqa: E402
 
-from skillopt_action import api  # noqa: E402
-from skillopt_action.scorers.text import normalize_answer  # noqa: E402
-
-try:  # GEPA is optional: `pip install 'skillopt-action[bench]'`
-    import gepa
-    from gepa.core.adapter import EvaluationBatch
-except ImportError:  # pragma: no cover - depends on the environment
-    gepa = None
-
-KEY_ENV = "SKILLOPT_BENCH_KEY"
 SCENARIOS = {
     "mix": {"mix": {"helpful10": 0.15, "helpful5": 0.15, "neutral": 0.5, "harmful": 0.2}, "first": ()},
     "neutral": {"mix": {"neutral": 1.0}, "first": ()},
     "plus10": {"mix": {"neutral": 1.0}, "first": ("helpful10",)},
 }
-SEED_SKILL = """# Code words
-
-Every task asks for its code word. Answer with the code word only.
-
-## Rules
-
-- Read the task before answering.
-"""
-WRONG = "I do not know."
-WINDOW = 0.06  # seconds of quiet that close a batch of concurrent reflection calls (see RunSim.optimizer_rule)
-
-
-@dataclass
-class Setup:
-    n_train: int = 24
-    n_val: int = 40
-    n_test: int = 200
-    p0: float = 0.15
-    harm: float = 0.4
-    repeat: float = 0.25
-    epochs: int = 2
-    batch_size: int = 8
-    minibatch_size: int = 4
-    samples: int = 3
-    concurrency: int = 4
-
-    @property
-    def n(self) -> int:
-        return self.n_train + self.n_val + self.n_test
-
-    def split(self, name: str) -> range:
-        a, b = self.n_train, self.n_train + self.n_val
-        return {"train": range(0, a), "val": range(a, b), "test": range(b, self.n)}[name]
-
-
-def task_id(i: int) -> str:
-    return f"T{i:03d}"
-
-
-def reference(i: int) -> str:
-    return f"code-{i:03d}"
-
-
-def task_input(i: int) -> str:
-    return f"Task {task_id(i)}: reply with this task's code word."
-
-
-TASK_RE = re.compile(r"Task T(\d+):")
-SKILL_BLOCK_RE = re.compile(r"<skill>\n(.*?)\n</skill>", re.S)
-GEPA_INSTRUCTIONS_RE = re.compile(r"instructions to perform a task for me:\n```\n(.*?)\n```\n", re.S)
-
-
-class RunSim:
-    """One method's run on one seed: the world, its cursor in the shared stream, and its calls."""
-
-    def __init__(self, world_seed: str, world: World, stream: Stream):
-        self.world_seed = world_seed
-        self.world = world
-        self.stream = stream
-        self.cursor = Cursor(stream)
-        self.lock = threading.Condition()
-        self.target_calls = 0
-        self.optimizer_calls = 0
-        self.seen: dict[tuple[str, int], int] = {}
-        self.probs: dict[frozenset[int], list[float]] = {}
-        self.pending: list[dict] = []
-        self.last_arrival = 0.0
-
-    def rules(self, text: str) -> list[Rule]:
-        return [self.stream.rule(i) for i in sorted(rule_ids(text))]
-
-    def answer_target(self, system: str, user: str) -> str:
-        m = TASK_RE.search(user)
-        if not m:
-            raise ValueError(f"target request without a task id: {user[:80]!r}")
-        i = int(m.group(1))
-        ids = frozenset(rule_ids(system))
-        skill_key = ",".join(map(str, sorted(ids)))
-        with self.lock:
-            self.target_calls += 1
-            occurrence = self.seen.get((skill_key, i), 0)
-            self.seen[(skill_key, i)] = occurrence + 1
-            if ids not in self.probs:
-                self.probs[ids] = self.world.probabilities(self.stream.rule(r) for r in ids)
-            p = self.probs[ids][i]
-        # keyed by the rule set, not the text: the same rules in any wording or order draw the same outcomes
-        return reference(i) if uniform(self.world_seed, skill_key, i, occurrence) < p else WRONG
-
-    def optimizer_rule(self, sort_key: str, present: set[int], batch: bool) -> Rule:
-        """The next stream rule not in `present`. With `batch`, concurrent calls (our loop reflects on a step's
-        minibatches in parallel) are collected until WINDOW s pass without a new one, then served in the order
-        of their prompts, so which call gets which rule does not depend on thread timing."""
-        with self.lock:
-            self.optimizer_calls += 1
-            if not batch:
-                return self.cursor.next_rule(present)
-            slot: dict[str, Any] = {"key": sort_key, "present": present, "rule": None}
-            self.pending.append(slot)
-            self.last_arrival = time.monotonic()
-            self.lock.notify_all()
-            while slot["rule"] is None:
-                quiet = time.monotonic() - self.last_arrival
-                if quiet >= WINDOW:
-                    for s in sorted(self.pending, key=lambda s: s["key"]):
-                        s["rule"] = self.cursor.next_rule(s["present"])
-                    self.pending = []
-                    self.lock.notify_all()
-                else:
-                    self.lock.wait(WINDOW - quiet)
-            return slot["rule"]
-
-
-class Bench:
-    """The loopback server and the runs it serves (dispatched by model name: target-/optim-/gepa-<run>)."""
-
-    def __init__(self):
-        self.runs: dict[str, RunSim] = {}
-        # http.server leaves Nagle's algorithm on: each answer then waits ~40 ms for the client's delayed ACK.
-        # Off for the bench (a run makes ~1,000 calls); the replies are the same bytes.
-        model_server._Handler.disable_nagle_algorithm = True
-        self.server = ModelServer(responder=self.respond)
-        self.errors: list[str] = []
-
-    def __enter__(self) -> Bench:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.close()
-
-    def respond(self, req) -> Text:
-        role, _, run = (req.model or "").partition("-")
-        sim = self.runs[run]
-        if role == "target":
-            return Text(sim.answer_target(req.system, req.last_user_text))
-        if role == "optim":
-            m = SKILL_BLOCK_RE.search(req.last_user_text)
-            if not m:
-                raise ValueError("our reflection prompt has no <skill> block: bench_search must learn its new shape")
-            rule = sim.optimizer_rule(req.last_user_text, rule_ids(m.group(1)), batch=True)
-            edit = {"op": "add", "anchor": "## Rules", "content": rule.text, "rationale": "scripted proposal"}
-            return Text(json.dumps({"analysis": "scripted optimizer: the next rule of the stream", "edits": [edit]}))
-        if role == "gepa":
-            m = GEPA_INSTRUCTIONS_RE.search(req.last_user_text)
-            if not m:
-                raise ValueError("GEPA's reflection prompt has no instructions block: check its template")
-            current = m.group(1)
-            rule = sim.optimizer_rule("", rule_ids(current), batch=False)
-            return Text(f"```\n{current.rstrip()}\n{rule.text}\n```")
-        raise ValueError(f"unknown model {req.model!r}")
-
-    def register(self, run: str, sim: RunSim) -> None:
-        self.runs[run] = sim
-
-    def release(self, run: str) -> None:
-        self.runs.pop(run, None)
-        self.server.requests.clear()  # the recorder keeps every request; a bench run makes ~10^5
-
-
-# --------------------------------------------------------------------------- methods
-
-
-@dataclass
-class Outcome:
-    skill: str
-    decisions: int
-    accepted: int
-    own_target_calls: int  # the method's own count (our ledger; GEPA's metric calls), checked against the server's
-    search: dict | None = None  # our per-edit search: the report's summary (screening, rollouts, confirmation)
-
-
-def deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def write_project(root: Path, setup: Setup, run: str, base_url: str, mode: str, seed: int, extra: dict) -> Path:
-    (root / ".github").mkdir(parents=True)
-    (root / "SKILL.md").write_text(SEED_SKILL, encoding="utf-8")
-    tasks = [{"id": task_id(i), "input": task_input(i), "reference": reference(i), "split": split}
-             for split in ("train", "val") for i in setup.split(split)]
-    (root / "tasks.yml").write_text(yaml.safe_dump({"defaults": {"scorers": ["exact"]}, "tasks": tasks},
-                                                   sort_keys=False), encoding="utf-8")
-    model = {"provider": "openai", "base_url": base_url, "api_key_env": KEY_ENV, "timeout": 30}
-    gate: dict[str, Any] = {"samples": setup.samples}
-    if mode != "default":
-        gate["mode"] = mode
-    cfg = {
-        "skill": "SKILL.md", "tasks": "tasks.yml",
-        "splits": {"seed": seed},
-        "target": {**model, "model": f"target-{run}"},
-        "optimizer": {**model, "model": f"optim-{run}"},
-        "loop": {"epochs": setup.epochs, "batch_size": setup.batch_size, "minibatch_size": setup.minibatch_size},
-        "gate": gate,
-        "concurrency": setup.concurrency,
-        "retries": {"attempts": 2, "base_delay": 0.01, "max_delay": 0.05},
-        "cache_dir": str(root / "cache"),
-    }
-    path = root / ".github" / "skillopt.yml"
-    path.write_text(yaml.safe_dump(deep_merge(cfg, extra), sort_keys=False), encoding="utf-8")
-    return path
-
-
-def loop_decisions(report: dict) -> tuple[int, int]:
-    """(val decisions, accepted decisions) of an optimize report: per-edit search steps list their decisions
-    (a combination's confirmation is not one more decision); a bundle step has one gate. Fails loudly on a
-    report shape it does not know, so a changed loop cannot be miscounted silently."""
-    decisions = accepted = 0
-    for step in report["steps"]:
-        if isinstance(step.get("decisions"), list):
-            decisions += len(step["decisions"])
-            accepted += sum(d["verdict"] == "accepted" for d in step["decisions"])
-        elif "gate" in step and "accepted" in step:
-            if step["gate"] is not None:
-                decisions += 1
-                accepted += bool(step["accepted"])
-        else:
-            raise KeyError(f"report step without 'decisions' or 'gate'/'accepted' (keys: {sorted(step)}): "
-                           "update loop_decisions")
-    return decisions, accepted
-
-
-def run_ours(bench: Bench, run: str, setup: Setup, mode: str, seed: int, extra: dict) -> Outcome:
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
-        cfg = write_project(Path(tmp) / "project", setup, run, bench.server.openai_base_url, mode, seed, extra)
-        result = api.optimize(cfg, out=Path(tmp) / "out")
-        report = result.report.to_dict()
-        decisions, accepted = loop_decisions(report)
-        return Outcome(result.best_skill, decisions, accepted, report["spend"]["by_role"]["target"]["calls"],
-                       report.get("search"))
-
-
-class _Quiet:
-    def log(self, message: str) -> None:
-        del message
-
-
-class _Decisions:
-    """GEPA callback: a decision is a proposal judged on its minibatch; accepted ones join the candidate pool."""
-
-    def __init__(self):
-        self.accepted = 0
-        self.rejected = 0
-
-    def on_candidate_accepted(self, event) -> None:
-        self.accepted += 1
-
-    def on_candidate_rejected(self, event) -> None:
-        self.rejected += 1
-
-
-class SimAdapter:
-    """A GEPA adapter over the loopback target: the candidate's one component is the skill (the system prompt);
-    answers are scored like our `exact` scorer."""
-
-    propose_new_texts = None
-
-    def __init__(self, client: openai.OpenAI, model: str, concurrency: int):
-        self.client = client
-        self.model = model
-        self.pool = ThreadPoolExecutor(concurrency)
-
-    def _answer(self, skill: str, task: dict) -> str:
-        messages = [{"role": "system", "content": skill}, {"role": "user", "content": task["input"]}]
-        reply = self.client.chat.completions.create(model=self.model, messages=messages)
-        return reply.choices[0].message.content or ""
-
-    def evaluate(self, batch, candidate, capture_traces=False):
-        outputs = list(self.pool.map(lambda t: self._answer(candidate["skill"], t), batch))
-        scores = [1.0 if normalize_answer(o) == normalize_answer(t["reference"]) else 0.0
-                  for o, t in zip(outputs, batch, strict=True)]
-        traces = None
-        if capture_traces:
-            traces = [{"input": t["input"], "output": o, "reference": t["reference"], "score": s}
-                      for o, t, s in zip(outputs, batch, scores, strict=True)]
-        return EvaluationBatch(outputs=outputs, scores=scores, trajectories=traces)
-
-    def make_reflective_dataset(self, candidate, eval_batch, components_to_update):
-        rows = [{"Inputs": tr["input"], "Generated Outputs": tr["output"],
-                 "Feedback": "correct" if tr["score"] else f"wrong: the expected answer is {tr['reference']}"}
-                for tr in eval_batch.trajectories]
-        return {name: rows for name in components_to_update}
-
-
-def run_gepa(bench: Bench, run: str, setup: Setup, seed: int, budget: int) -> Outcome:
-    if gepa is None:
-        raise RuntimeError("GEPA is not installed: pip install 'skillopt-action[bench]' (gepa==0.1.4)")
-    client = openai.OpenAI(base_url=bench.server.openai_base_url, api_key=os.environ[KEY_ENV], max_retries=1)
-
-    def reflection_lm(prompt) -> str:
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-        reply = client.chat.completions.create(model=f"gepa-{run}", messages=messages)
-        return reply.choices[0].message.content or ""
-
-    def data(split: str) -> list[dict]:
-        return [{"id": task_id(i), "input": task_input(i), "reference": reference(i)} for i in setup.split(split)]
-
-    adapter = SimAdapter(client, f"target-{run}", setup.concurrency)
-    counter = _Decisions()
-    try:
-        result = gepa.optimize(seed_candidate={"skill": SEED_SKILL}, trainset=data("train"), valset=data("val"),
-                               adapter=adapter, reflection_lm=reflection_lm, max_metric_calls=budget, seed=seed,
-                               logger=_Quiet(), callbacks=[counter], raise_on_exception=True)
-    finally:
-        adapter.pool.shutdown()
-        client.close()
-    return Outcome(result.best_candidate["skill"], counter.accepted + counter.rejected, counter.accepted,
-                   int(result.total_metric_calls or 0))
 
 
 # --------------------------------------------------------------------------- one seed
@@ -478,20 +150,6 @@ def run_seed(bench: Bench, plan: Plan, scenario: str, difficulty: str, seed: int
             decisions=out.decisions, accepted=out.accepted, seconds=time.perf_counter() - t0,
             **search_fields(out.search)))
     return records
-
-
-def method_label(mode: str) -> str:
-    """'ours <mode>', and for 'default' the mode the loop defaults to, e.g. 'ours sequential (default)'."""
-    return f"ours {loop_config({}).gate.mode} (default)" if mode == "default" else f"ours {mode}"
-
-
-def search_fields(search: dict | None) -> dict:
-    if not search:
-        return {}
-    confirmation = search.get("confirmation")
-    return {"screened_out": search.get("screened_out"),
-            "val_rollouts_per_decision": search.get("val_rollouts_per_decision"),
-            "confirmation": None if not confirmation else "confirmed" if confirmation.get("confirmed") else "reverted"}
 
 
 def hash_seed(*parts: object) -> int:

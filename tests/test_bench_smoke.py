@@ -21,6 +21,7 @@ sys.path.insert(0, str(BENCH))
 import bench_gate  # noqa: E402
 import bench_search  # noqa: E402
 import gates  # noqa: E402
+import methods  # noqa: E402
 import sim  # noqa: E402
 
 HAVE_GEPA = importlib.util.find_spec("gepa") is not None
@@ -134,9 +135,9 @@ def test_bench_search_runs_every_method_on_the_same_target(tmp_path):
             "--png", str(tmp_path / "s.png") if HAVE_MPL else "", "--json", str(data)]
     assert bench_search.main(argv + ([] if HAVE_GEPA else ["--no-gepa"])) == 0
     records = json.loads(data.read_text())
-    default = bench_search.method_label("default")
-    methods = [default, "ours strict"] + (["GEPA"] if HAVE_GEPA else [])
-    assert [r["method"] for r in records] == methods * 2
+    default = methods.method_label("default")
+    names = [default, "ours strict"] + (["GEPA"] if HAVE_GEPA else [])
+    assert [r["method"] for r in records] == names * 2
     for r in records:
         assert r["target_calls"] == r["own_target_calls"] > 0, r  # the server saw exactly the calls made
         assert r["optimizer_calls"] >= 1 and r["decisions"] >= r["accepted"] >= 0
@@ -154,14 +155,14 @@ def test_bench_search_runs_every_method_on_the_same_target(tmp_path):
     assert all(r["plus10_kept"] == (r["helpful"] == 1) for r in plus10)
     text = out.read_text()
     assert "`python bench/bench_search.py --seeds 1" in text
-    assert len(_rows(text, "equal")) == 2 * len(methods)  # one row per method in each table
+    assert len(_rows(text, "equal")) == 2 * len(names)  # one row per method in each table
 
 
 def test_a_changed_report_shape_is_not_miscounted():
-    assert bench_search.loop_decisions({"steps": [{"gate": None, "accepted": False},
+    assert methods.loop_decisions({"steps": [{"gate": None, "accepted": False},
                                                   {"gate": {"p_value": 0.01}, "accepted": True}]}) == (1, 1)
     per_edit = {"steps": [{"decisions": [{"verdict": "accepted"}, {"verdict": "inconclusive"}], "accepted": True,
                            "gate": {"p_value": 0.001}}]}
-    assert bench_search.loop_decisions(per_edit) == (2, 1)
+    assert methods.loop_decisions(per_edit) == (2, 1)
     with pytest.raises(KeyError, match="update loop_decisions"):
-        bench_search.loop_decisions({"steps": [{"edits": []}]})
+        methods.loop_decisions({"steps": [{"edits": []}]})
