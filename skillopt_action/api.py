@@ -9,33 +9,48 @@
     gate = api.compare(".github/skillopt.yml", base_skill=old_text, candidate_skill=new_text)
     print(gate.report.gate["reason"])
 
-Every function takes the config as a path (default `.github/skillopt.yml`) or a loaded `Config`, and returns
-a `RunResult` whose `report` is a typed `report.Report`. Nothing is written except the run directory `out`
-(trajectories, the optimize checkpoint) until you call `RunResult.write()`. Errors are `errors.SkillOptError`
-subclasses whose `exit_code` the CLI documents: ConfigError (2), ProviderError (3), BudgetExceeded (4).
+Every function takes the config as a path or a loaded `Config`; without one, `.github/skillopt.yml` is looked
+for in the current directory and its parents (up to the repository root), as git finds `.git`. Each returns a
+`RunResult` whose `report` is a typed `report.Report`.
+
+Run directories: `out` is the run's directory, used as given. Otherwise every run gets its own directory
+`<runs>/<YYYYmmdd-HHMMSS>-<kind>/` in a runs directory (`runs`, default `<project>/.skillopt/runs`) whose
+`latest` points at the newest, so a re-run never overwrites an earlier run's report and spend;
+`optimize(resume=True)` then continues the newest optimize run there. Nothing is written except the run
+directory (trajectories, the optimize checkpoint) until you call `RunResult.write()`. Errors are
+`errors.SkillOptError` subclasses whose `exit_code` the CLI documents: ConfigError (2; `ConfigErrors` when
+`validate` found several), ProviderError (3), BudgetExceeded (4).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import evaluation, loop
-from .config import CHAT_PROVIDERS, Config, load_config
-from .errors import ConfigError
+from . import drift, evaluation, loop
+from .config import CHAT_PROVIDERS, DEFAULT_CONFIG, Config, check_utf8, load_config, project_root_for
+from .errors import ConfigError, ConfigErrors
 from .gate import max_power_warning
 from .report import Report
-from .runtime import Runtime, quiet_log
+from .runtime import Runtime, quiet_log, write_json, write_text
 from .scorers import SCORER_TYPES, ScorerContext, check_tasks
 from .targets import make_target
 from .tasks import assign_splits, load_tasks
 from .types import Task
+from .yamlfile import Located, load
 
-__all__ = ["Config", "Report", "RunResult", "Validation", "compare", "evaluate", "load_config", "optimize",
-           "validate"]
+__all__ = ["Config", "Report", "RunResult", "Validation", "WatchResult", "compare", "evaluate", "find_config",
+           "find_run", "load_config", "optimize", "runs_home", "validate", "watch"]
 
 Log = Callable[[str], None]
+RUNS = Path(".skillopt") / "runs"  # under the project root: one directory per run, and `latest`
+LATEST = "latest"
+KINDS = ("optimize", "eval", "compare", "watch")
+_RUN_NAME = re.compile(r"^(\d{8}-\d{6})-(optimize|eval|compare|watch)(?:-(\d+))?$")
 
 
 @dataclass
@@ -58,7 +73,7 @@ class RunResult:
         target = Path(out) if out is not None else self.out
         path = self.report.write(target)
         if self.report.kind == "optimize":
-            (target / "best_skill.md").write_text(self.best_skill, encoding="utf-8")
+            write_text(target / "best_skill.md", self.best_skill)
         return path
 
 
@@ -74,36 +89,212 @@ class Validation:
     warnings: list[str] = field(default_factory=list)
 
 
+def find_config(start: str | Path | None = None) -> Path:
+    """The nearest `.github/skillopt.yml`: in `start` (default: the current directory) or a parent, stopping at
+    the repository root (the first directory with `.git`). Raises ConfigError when there is none."""
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / DEFAULT_CONFIG).is_file():
+            return d / DEFAULT_CONFIG
+        if (d / ".git").exists():
+            break
+    raise ConfigError(f"no {DEFAULT_CONFIG} in {here} or its parent directories (up to the repository root)",
+                      None, None, "run `skillopt init` next to your skill file, or pass --config PATH")
+
+
 def _config(config: Config | str | Path | None) -> Config:
-    return config if isinstance(config, Config) else load_config(config)
+    if isinstance(config, Config):
+        return config
+    return load_config(config if config is not None else find_config())
 
 
-def _runtime(config: Config | str | Path | None, out: str | Path | None, kind: str, log: Log | None,
-             no_cache: bool, keep_workspaces: bool) -> Runtime:
+def runs_home(config: Config | str | Path | None = None) -> Path:
+    """Where runs without an explicit `out` go: `<project root>/.skillopt/runs`."""
+    return _config(config).root / RUNS
+
+
+def _runs_in(home: Path) -> list[Path]:
+    """Run directories directly under `home`, oldest first."""
+    if not home.is_dir():
+        return []
+    found = []
+    for d in home.iterdir():
+        m = _RUN_NAME.match(d.name)
+        if m and d.is_dir() and not d.is_symlink():
+            found.append(((m.group(1), int(m.group(3) or 1)), d))
+    return [d for _, d in sorted(found)]
+
+
+def find_run(path: str | Path, kind: str | None = None) -> Path | None:
+    """The run `path` names: `path` itself when it holds a run (report.json or state.json), else the run its
+    `latest` points at, else (for `kind`) the newest run of that kind under it. None when there is none."""
+    p = Path(path)
+    holds = (p / "report.json").is_file() or (p / "state.json").is_file()
+    if holds and (kind is None or _kind_of(p) in (kind, None)):
+        return p
+    latest = p / LATEST
+    target = None
+    if latest.is_symlink() or latest.is_dir():
+        target = latest.resolve()
+    elif latest.is_file():
+        target = p / latest.read_text(encoding="utf-8").strip()
+    if target is not None and target.is_dir() and (kind is None or _kind_of(target) == kind):
+        return target
+    runs = [d for d in _runs_in(p) if kind is None or _kind_of(d) == kind]
+    return runs[-1] if runs else None
+
+
+def _kind_of(run: Path) -> str | None:
+    m = _RUN_NAME.match(run.name)
+    return m.group(2) if m else None
+
+
+def _run_dir(home: Path, kind: str, *, resume: bool = False) -> Path:
+    """A fresh run directory `<home>/<YYYYmmdd-HHMMSS>-<kind>[-n]/` (created now), or with `resume` the newest
+    optimize run in `home` (or `home` itself when it is one)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    if resume:
+        found = find_run(home, "optimize")
+        if found is None or not (found / "state.json").is_file():
+            raise ConfigError(f"nothing to resume: no optimize run with a checkpoint (state.json) in {home}", None,
+                              None, "run without --resume, or pass the --out of the run to continue")
+        return found
+    home.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    n = 1
+    while True:
+        d = home / (f"{stamp}-{kind}" + (f"-{n}" if n > 1 else ""))
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            n += 1
+
+
+def _mark_latest(run: Path) -> None:
+    """Point `<runs directory>/latest` at `run` (a relative symlink; a text file naming the run where the file
+    system has no symlinks). A real directory called `latest` (the run directory of skillopt 0.1) is kept:
+    it is renamed to a dated run directory first."""
+    home, link = run.parent, run.parent / LATEST
+    if link.is_dir() and not link.is_symlink():
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(link.stat().st_mtime))
+        n, dest = 1, home / f"{stamp}-optimize"
+        while dest.exists():
+            n += 1
+            dest = home / f"{stamp}-optimize-{n}"
+        link.rename(dest)
+    tmp = home / f".{LATEST}.{os.getpid()}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(run.name, tmp, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        if tmp.is_symlink():
+            tmp.unlink()
+        if link.is_symlink():
+            link.unlink()
+        link.write_text(run.name + "\n", encoding="utf-8")
+
+
+def _runtime(config: Config | str | Path | None, out: str | Path | None, runs: str | Path | None, kind: str,
+             log: Log | None, no_cache: bool, keep_workspaces: bool, resume: bool = False) -> Runtime:
+    if out is not None and runs is not None:
+        raise ValueError("pass `out` (the run's own directory) or `runs` (a directory of runs), not both")
     cfg = _config(config)
-    out_dir = Path(out) if out is not None else cfg.root / ".skillopt" / "runs" / kind
-    return Runtime(cfg, out_dir, log=log or quiet_log, no_cache=no_cache, keep_workspaces=keep_workspaces)
+    # tasks first: a config or task error must not leave an empty run directory behind
+    tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
+    splits = assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
+    home: Path | None = None
+    if out is None:
+        home = Path(runs) if runs is not None else cfg.root / RUNS
+        out_dir = _run_dir(home, kind, resume=resume)
+    else:
+        out_dir = Path(out)
+    try:
+        rt = Runtime(cfg, out_dir, log=log or quiet_log, no_cache=no_cache, keep_workspaces=keep_workspaces,
+                     tasks=tasks, splits=splits, resume=resume)
+    except BaseException:
+        if home is not None and not resume and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    if home is not None and out_dir.parent == home:
+        _mark_latest(out_dir)
+    return rt
+
+
+def _task_globs(path: Path) -> tuple[list[str], Path, int | None] | None:
+    """The `tasks:` globs of a config that did not load, so validate can still check the task files."""
+    try:
+        raw = load(path)
+    except ConfigError:
+        return None
+    if not isinstance(raw, Located):
+        return None
+    globs = raw.get("tasks")
+    if isinstance(globs, str):
+        globs = [globs]
+    if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
+        return None
+    return list(globs), project_root_for(path), raw.line_of("tasks")
+
+
+def budget_warning(cfg: Config, splits: dict[str, list[Task]], plan_warning: str | None) -> str | None:
+    """loop.plan's warning, worded right when the cap cannot even pay for the baseline."""
+    if cfg.max_calls is None or plan_warning is None:
+        return plan_warning
+    n_val, samples = len(splits["val"]), cfg.gate.samples
+    if cfg.max_calls < n_val * samples:
+        return (f"budget.max_calls = {cfg.max_calls} cannot cover even the baseline ({n_val} val task(s) x "
+                f"{samples} sample(s) = {n_val * samples} calls): optimize would stop with exit 4 before measuring "
+                f"anything; raise budget.max_calls to at least {n_val * samples}")
+    return plan_warning
 
 
 def validate(config: Config | str | Path | None = None) -> Validation:
     """Load and check the config, every task file and every scorer; find the agent CLI of a harness target.
-    Raises ConfigError (with file:line and a fix) on the first problem."""
-    cfg = _config(config)
-    tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
-    check_tasks(tasks, ScorerContext(project_root=cfg.root, judge=object()))
-    if cfg.target.provider in CHAT_PROVIDERS:
+    Every problem is collected in one pass: raises ConfigError (one problem) or ConfigErrors (several), each
+    with file:line and a fix."""
+    problems: list[ConfigError] = []
+    cfg: Config | None = None
+    path = config.path if isinstance(config, Config) else Path(config) if config is not None else find_config()
+    try:
+        cfg = _config(config if isinstance(config, Config) else path)
+    except ConfigError as exc:
+        problems.extend(ConfigErrors.of(exc))
+    later: list[ConfigError] = []
+    where = (cfg.tasks, cfg.root, cfg.line_of("tasks")) if cfg is not None else _task_globs(path)
+    tasks = load_tasks(where[0], where[1], str(path), where[2], later) if where is not None else []
+    ctx = ScorerContext(project_root=cfg.root if cfg is not None else project_root_for(path), judge=object())
+    for t in tasks:
+        try:
+            check_tasks([t], ctx)
+        except ConfigError as exc:
+            later.extend(ConfigErrors.of(exc))
+    if cfg is not None and cfg.target.provider in CHAT_PROVIDERS:
         for t in tasks:
             ws = [s["type"] for s in t.scorers if SCORER_TYPES[s["type"]].needs_workspace]
             if ws:
                 file, line = t.where()
-                raise ConfigError(f"task {t.id!r} uses the workspace scorer {ws[0]!r}, but the target "
-                                  f"{cfg.target.provider!r} is a chat model with no workspace", file, line,
-                                  "use an agent target (provider: claude-code, codex or command), or a text scorer")
-    else:
-        make_target(cfg.target, cfg.root)  # finds the agent binary: a missing CLI is reported now, not mid-run
+                later.append(ConfigError(
+                    f"task {t.id!r} uses the workspace scorer {ws[0]!r}, but the target {cfg.target.provider!r} is "
+                    "a chat model with no workspace", file, line,
+                    "use an agent target (provider: claude-code, codex or command), or a text scorer"))
+    elif cfg is not None:
+        try:
+            make_target(cfg.target, cfg.root)  # finds the agent binary: a missing CLI is reported now, not mid-run
+        except ConfigError as exc:
+            later.extend(ConfigErrors.of(exc))
+    # the config's own problems first (in file order), then the tasks' by file and line
+    ordered = problems + sorted(later, key=lambda p: (p.file or "", p.line or 0))
+    if ordered:
+        raise ordered[0] if len(ordered) == 1 else ConfigErrors(ordered)
+    assert cfg is not None
     splits = assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
-    n_target, n_opt, budget_warning = loop.plan(cfg, splits, cfg.loop.epochs)
-    warnings = [budget_warning] if budget_warning else []
+    n_target, n_opt, plan_warning = loop.plan(cfg, splits, cfg.loop.epochs)
+    warning = budget_warning(cfg, splits, plan_warning)
+    warnings = [warning] if warning else []
     if cfg.gate.mode == "paired":
         power = max_power_warning(len(splits["val"]), cfg.gate.alpha, cfg.gate.resamples)
         if power:
@@ -112,10 +303,10 @@ def validate(config: Config | str | Path | None = None) -> Validation:
 
 
 def evaluate(config: Config | str | Path | None = None, *, skill: str | None = None,
-             splits: Sequence[str] = ("val",), out: str | Path | None = None, log: Log | None = None,
-             no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
+             splits: Sequence[str] = ("val",), out: str | Path | None = None, runs: str | Path | None = None,
+             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
     """Score a skill (the text `skill`, default the config's skill file) on `splits` (train, val, test)."""
-    rt = _runtime(config, out, "eval", log, no_cache, keep_workspaces)
+    rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces)
     text = skill if skill is not None else read_skill(rt.cfg.skill_path)
     report = evaluation.evaluate(rt, text, list(splits))
     return RunResult(report, text, text, rt.out)
@@ -123,21 +314,25 @@ def evaluate(config: Config | str | Path | None = None, *, skill: str | None = N
 
 def optimize(config: Config | str | Path | None = None, *, skill: str | None = None, epochs: int | None = None,
              resume: bool = False, memory: str | Path | None = None, out: str | Path | None = None,
-             log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
+             runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False,
+             keep_workspaces: bool = False) -> RunResult:
     """Train the skill (the text `skill`, default the config's skill file). The user's skill file is never
     written; the result is `RunResult.best_skill`. `memory` is a JSONL file of rejected edits read and updated
-    across runs; `resume` continues the checkpoint in `out`."""
-    rt = _runtime(config, out, "latest", log, no_cache, keep_workspaces)
+    across runs; `resume` continues the checkpoint in `out` (without `out`: the newest optimize run)."""
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, not {epochs}", None, None,
+                          "pass --epochs 1 or more, or leave it out to use `loop.epochs` from the config")
+    rt = _runtime(config, out, runs, "optimize", log, no_cache, keep_workspaces, resume=resume)
     report, baseline, best = loop.optimize(rt, skill_text=skill, epochs=epochs, resume=resume,
                                            memory=Path(memory) if memory is not None else None)
     return RunResult(report, baseline, best, rt.out)
 
 
 def compare(config: Config | str | Path | None = None, *, base_skill: str, candidate_skill: str,
-            splits: Sequence[str] = ("val", "test"), out: str | Path | None = None, log: Log | None = None,
-            no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
+            splits: Sequence[str] = ("val", "test"), out: str | Path | None = None, runs: str | Path | None = None,
+            log: Log | None = None, no_cache: bool = False, keep_workspaces: bool = False) -> RunResult:
     """Gate the skill text `candidate_skill` against `base_skill` on the config's tasks (the val gate decides)."""
-    rt = _runtime(config, out, "compare", log, no_cache, keep_workspaces)
+    rt = _runtime(config, out, runs, "compare", log, no_cache, keep_workspaces)
     report = evaluation.compare(rt, base_skill, candidate_skill, list(splits))
     return RunResult(report, base_skill, candidate_skill, rt.out)
 
@@ -147,4 +342,49 @@ def read_skill(path: str | Path) -> str:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("skill file not found", str(path), None, "check the path given to --skill")
+    check_utf8(p)
     return p.read_text(encoding="utf-8")
+
+
+@dataclass
+class WatchResult:
+    """A drift check of the current skill against the stored baseline (`watch`)."""
+
+    drifted: bool
+    reasons: list[str]  # why it drifted (score moved beyond noise, the target model changed), or why not
+    baseline: dict  # the stored baseline (as read, or as just recorded)
+    current: dict  # this run's per-task scores in the baseline's format
+    delta: float | None  # current mean - baseline mean on the baseline's tasks
+    p_value: float | None  # two-sided paired sign-flip p over tasks
+    report: Report
+    recorded: bool  # True when there was no baseline and this run recorded one
+
+    def write(self, path: str | Path) -> Path:
+        """Store this run's scores as the new baseline (after a reviewed change, or to start watching)."""
+        return write_baseline(Path(path), self.current)
+
+
+def watch(config: Config | str | Path | None = None, *, baseline: str | Path, alpha: float = 0.05,
+          out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None) -> WatchResult:
+    """Re-score the config's skill on val with fresh samples (no cache) and compare it, task by task, with the
+    stored baseline: drift is a paired change beyond noise (two-sided sign-flip p < alpha over tasks) or a change
+    of the model identity the target reports. Without a baseline file, this run's scores become the baseline."""
+    rt = _runtime(config, out, runs, "watch", log, True, False)
+    skill = read_skill(rt.cfg.skill_path)
+    result = evaluation.evaluate(rt, skill, ["val"])
+    current = drift.snapshot(rt, skill, result)
+    path = Path(baseline)
+    if not path.is_file():
+        write_baseline(path, current)
+        return WatchResult(False, [f"no baseline yet: recorded this run's scores in {path}"], current, current,
+                           None, None, result, True)
+    stored = drift.read_baseline(path)
+    verdict = drift.compare(stored, current, alpha)
+    return WatchResult(verdict["drifted"], verdict["reasons"], stored, current, verdict["delta"],
+                       verdict["p_value"], result, False)
+
+
+def write_baseline(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+    return path

@@ -2,10 +2,14 @@
 
 - `Ledger` counts calls, cache hits, tokens and USD per role (target, optimizer, judge) and refuses a call
   that would cross `budget.max_calls` / `budget.max_usd` (errors.BudgetExceeded), so a run stops cleanly.
+  With a journal (`<out>/spend.jsonl`) every call is recorded *before* its request is sent, with one appended
+  line, so a run killed at any moment resumes (`--resume`) knowing every call it paid: caps hold across kills.
 - `with_retries` retries errors.TransientError with exponential backoff and full jitter, honouring the
-  server's Retry-After; anything else propagates.
+  server's Retry-After; anything else propagates. An empty answer (errors.EmptyAnswer) is retried the same
+  way; when it stays empty, `EmptyAfterRetries` tells the caller to score it as a failure, not to cache it.
 - `DiskCache` is content-addressed: the key is a SHA-256 of everything that determines the answer, so an
-  identical call is never paid twice, also across runs.
+  identical call is never paid twice, also across runs. Entries are written atomically with their secrets
+  masked; an entry that fails validation (torn, or valid JSON of the wrong shape) is a miss with one warning.
 - `ManagedModel` wraps a ChatModel with all three for one role.
 """
 
@@ -13,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import BudgetExceeded, ProviderError, TransientError
+from .errors import BudgetExceeded, EmptyAnswer, ProviderError, TransientError
+from .redact import append_json, redact, write_json
 from .types import Reply, Usage
 
 T = TypeVar("T")
+Log = Callable[[str], None]
 
 
 def content_key(*parts: Any) -> str:
@@ -34,33 +38,62 @@ def content_key(*parts: Any) -> str:
 
 
 class DiskCache:
-    def __init__(self, root: Path | None):
+    def __init__(self, root: Path | None, log: Log | None = None):
         self.root = Path(root) if root else None
+        self.log = log
+        self.invalid = 0  # entries found damaged or of the wrong shape (each was a miss)
 
     def _path(self, namespace: str, key: str) -> Path:
         assert self.root is not None
         return self.root / namespace / key[:2] / f"{key}.json"
 
-    def get(self, namespace: str, key: str) -> dict | None:
+    def _warn(self, path: Path, problem: str) -> None:
+        self.invalid += 1
+        if self.log:
+            self.log(f"warning: cache entry {path} {problem}; treating it as a miss (it will be overwritten)")
+
+    def get(self, namespace: str, key: str, valid: Callable[[Any], str | None] | None = None) -> dict | None:
+        """The entry, or None on a miss. `valid(entry)` returns what is wrong with an entry, or None."""
         if self.root is None:
             return None
         p = self._path(namespace, key)
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:  # a torn write from a killed run: treat as a miss and overwrite
+        except UnicodeDecodeError:
+            self._warn(p, "is not UTF-8 text")
             return None
+        except json.JSONDecodeError as exc:  # e.g. a torn write by an older version
+            self._warn(p, f"is not valid JSON ({exc.msg})")
+            return None
+        problem = "is not a JSON object" if not isinstance(data, dict) else (valid(data) if valid else None)
+        if problem:
+            self._warn(p, problem)
+            return None
+        return data
 
     def put(self, namespace: str, key: str, value: dict) -> None:
+        """Write an entry atomically (temp file + rename), secrets masked."""
         if self.root is None:
             return
-        p = self._path(namespace, key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, ensure_ascii=False)
-        os.replace(tmp, p)
+        write_json(self._path(namespace, key), value, indent=None, durable=False)
+
+
+def reply_problem(entry: dict) -> str | None:
+    """What is wrong with a cached chat reply ({"text", "usage"}), or None: only a real answer is ever reused."""
+    text, usage = entry.get("text"), entry.get("usage")
+    if not isinstance(text, str):
+        return "has no answer text"
+    if not text.strip():
+        return "holds an empty answer"
+    if not isinstance(usage, dict):
+        return "has no usage"
+    try:
+        Usage(**usage)
+    except TypeError:
+        return "has a malformed usage"
+    return None
 
 
 @dataclass
@@ -83,12 +116,57 @@ class Ledger:
     max_usd: float | None = None
     max_calls: int | None = None
     roles: dict[str, RoleSpend] = field(default_factory=dict)
+    journal: Path | None = None  # spend.jsonl: one line per event, appended before the event takes effect
 
     def __post_init__(self):
         self._lock = threading.Lock()
 
     def _role(self, role: str) -> RoleSpend:
         return self.roles.setdefault(role, RoleSpend())
+
+    def _record(self, event: dict) -> None:
+        """Journal one event (called under the lock, so lines are in the order the counts changed)."""
+        if self.journal is not None:
+            append_json(self.journal, event)
+
+    def open_journal(self, path: Path, *, resume: bool) -> tuple[int, int]:
+        """Journal every event to `path` from now on. With `resume`, first replay the events already in it (the
+        spend of the run being resumed, up to its last call, also one killed mid-step); otherwise start it afresh.
+        Returns (events replayed, damaged lines skipped)."""
+        replayed = skipped = 0
+        with self._lock:
+            if resume and path.is_file():
+                for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                    try:
+                        ev = json.loads(line)
+                        self._apply(ev)
+                        replayed += 1
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        skipped += 1  # only the last line can be torn, and only by a crash of the machine
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("", encoding="utf-8")
+            self.journal = path
+        return replayed, skipped
+
+    def _apply(self, ev: dict) -> None:
+        r = self._role(str(ev["r"]))
+        kind = ev["e"]
+        if kind == "call":
+            r.calls += 1
+        elif kind == "hit":
+            r.cache_hits += 1
+        elif kind == "retry":
+            r.retries += 1
+        elif kind == "charge":
+            r.input_tokens += int(ev["in"])
+            r.output_tokens += int(ev["out"])
+            if ev.get("usd") is None:
+                r.unpriced_calls += 1
+            else:
+                r.usd += float(ev["usd"])
+        else:
+            raise ValueError(f"unknown ledger event {kind!r}")
 
     @property
     def calls(self) -> int:
@@ -107,34 +185,37 @@ class Ledger:
         return sum(r.cache_hits for r in self.roles.values())
 
     def reserve(self, role: str) -> None:
-        """Count a call about to be made, or raise BudgetExceeded if a cap is already reached."""
+        """Count (and journal) a call about to be made, or raise BudgetExceeded if a cap is already reached."""
         with self._lock:
             if self.max_calls is not None and self.calls >= self.max_calls:
                 raise BudgetExceeded(f"budget.max_calls = {self.max_calls} reached")
             if self.max_usd is not None and self.usd >= self.max_usd:
                 raise BudgetExceeded(f"budget.max_usd = ${self.max_usd:.2f} reached (spent ${self.usd:.4f})")
+            self._record({"e": "call", "r": role})
             self._role(role).calls += 1
 
     def hit(self, role: str) -> None:
         with self._lock:
+            self._record({"e": "hit", "r": role})
             self._role(role).cache_hits += 1
 
     def retried(self, role: str) -> None:
         with self._lock:
+            self._record({"e": "retry", "r": role})
             self._role(role).retries += 1
 
     def charge(self, role: str, model: str | None, usage: Usage) -> None:
+        if usage.cost_usd is not None:
+            usd: float | None = usage.cost_usd
+        elif model in self.prices:
+            p = self.prices[model]
+            usd = (usage.input_tokens * p["input"] + usage.output_tokens * p["output"]) / 1e6
+        else:
+            usd = None
+        ev = {"e": "charge", "r": role, "in": usage.input_tokens, "out": usage.output_tokens, "usd": usd}
         with self._lock:
-            r = self._role(role)
-            r.input_tokens += usage.input_tokens
-            r.output_tokens += usage.output_tokens
-            if usage.cost_usd is not None:
-                r.usd += usage.cost_usd
-            elif model in self.prices:
-                p = self.prices[model]
-                r.usd += (usage.input_tokens * p["input"] + usage.output_tokens * p["output"]) / 1e6
-            else:
-                r.unpriced_calls += 1
+            self._record(ev)
+            self._apply(ev)
 
     def to_dict(self) -> dict:
         total = RoleSpend()
@@ -162,6 +243,10 @@ class RetryPolicy:
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** attempt))
 
 
+class EmptyAfterRetries(ProviderError):
+    """Every attempt of a call came back empty: the caller scores it as a failure and does not cache it."""
+
+
 def with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str, on_retry: Callable[[], None] | None = None,
                  log: Callable[[str], None] | None = None) -> T:
     rng = random.Random()
@@ -170,7 +255,8 @@ def with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str, on_retr
             return fn()
         except TransientError as exc:
             if attempt == policy.attempts - 1:
-                raise ProviderError(f"{what} failed after {policy.attempts} attempts: {exc}") from exc
+                error = EmptyAfterRetries if isinstance(exc, EmptyAnswer) else ProviderError
+                raise error(f"{what} failed after {policy.attempts} attempts: {exc}") from exc
             wait = policy.delay(attempt, exc.retry_after, rng)
             if log:
                 log(f"{what}: {exc}; retry {attempt + 1}/{policy.attempts - 1} in {wait:.1f}s")
@@ -178,6 +264,18 @@ def with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str, on_retr
                 on_retry()
             policy.sleep(wait)
     raise AssertionError("unreachable")
+
+
+def charging_empty(fn: Callable[[], T], charge: Callable[[Usage], None]) -> Callable[[], T]:
+    """`fn`, but the tokens an empty answer still cost are charged before it is retried."""
+    def attempt() -> T:
+        try:
+            return fn()
+        except EmptyAnswer as exc:
+            if isinstance(exc.usage, Usage):
+                charge(exc.usage)
+            raise
+    return attempt
 
 
 class ManagedModel:
@@ -191,16 +289,32 @@ class ManagedModel:
     def fingerprint(self) -> dict:
         return self.model.fingerprint()
 
+    def _once(self, system: str, messages: list[dict], seed: int, json_schema: dict | None) -> Reply:
+        reply = self.model.complete(system, messages, seed=seed, json_schema=json_schema)
+        if not reply.text.strip() and self.settings.provider != "local":  # local: deterministic, asking again is futile
+            raise EmptyAnswer("the model returned an empty answer", reply.usage)
+        return reply
+
     def complete(self, system: str, messages: list[dict], *, seed: int = 0, json_schema: dict | None = None):
+        """The answer (secrets masked), from the cache when this exact call was made before. An answer that stays
+        empty after the retries is returned empty, uncached: the caller treats it as unusable."""
         key = content_key("chat", self.model.fingerprint(), system, messages, seed, json_schema)
-        hit = self.cache.get("calls", key)
+        hit = self.cache.get("calls", key, valid=reply_problem)
         if hit is not None:
             self.ledger.hit(self.role)
-            return Reply(hit["text"], Usage(**hit["usage"]))
+            return Reply(hit["text"], Usage(**hit["usage"]), model=hit.get("model"))
         self.ledger.reserve(self.role)
-        reply = with_retries(lambda: self.model.complete(system, messages, seed=seed, json_schema=json_schema),
-                             self.policy, what=f"{self.role} call", on_retry=lambda: self.ledger.retried(self.role),
-                             log=self.log)
-        self.ledger.charge(self.role, self.settings.model, reply.usage)
-        self.cache.put("calls", key, {"text": reply.text, "usage": reply.usage.to_dict()})
+        charge = lambda usage: self.ledger.charge(self.role, self.settings.model, usage)  # noqa: E731
+        try:
+            reply = with_retries(charging_empty(lambda: self._once(system, messages, seed, json_schema), charge),
+                                 self.policy, what=f"{self.role} call", on_retry=lambda: self.ledger.retried(self.role),
+                                 log=self.log)
+        except EmptyAfterRetries as exc:
+            if self.log:
+                self.log(f"warning: {exc}; counted as an unusable answer and not cached")
+            return Reply("", Usage())
+        reply = Reply(redact(reply.text), reply.usage, model=reply.model)
+        charge(reply.usage)
+        if reply.text.strip():  # only a real answer is ever cached
+            self.cache.put("calls", key, {"text": reply.text, "usage": reply.usage.to_dict(), "model": reply.model})
         return reply

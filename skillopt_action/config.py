@@ -22,174 +22,25 @@ from typing import Any
 
 import jsonschema
 
-from .errors import ConfigError
+from .config_schema import (
+    CHAT_PROVIDERS,
+    CONFIG_SCHEMA,
+    DEFAULT_CONFIG,
+    DEFAULT_KEY_ENV,
+    LOCAL_MODEL,
+    PROVIDERS,
+    schema_json,
+)
+from .errors import ConfigError, ConfigErrors
 from .gate import GateSettings
-from .yamlfile import Located, LocatedList, load
+from .screen import effective_policy
+from .yamlfile import Located, LocatedList, kind_of, load
+from .yamlfile import plain as _plain
 
-DEFAULT_CONFIG = ".github/skillopt.yml"
-PROVIDERS = ["openai", "azure", "anthropic", "local", "command", "claude-code", "codex"]
-CHAT_PROVIDERS = ["openai", "azure", "anthropic", "local"]
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
-                   "claude-code": "ANTHROPIC_API_KEY", "codex": "OPENAI_API_KEY"}
-LOCAL_MODEL = "smollm2-135m-instruct"
+__all__ = ["CHAT_PROVIDERS", "CONFIG_SCHEMA", "DEFAULT_CONFIG", "DEFAULT_KEY_ENV", "DEFAULT_PRICES", "LOCAL_MODEL",
+           "PROVIDERS", "Config", "EditBudget", "LoopSettings", "ModelSettings", "RetrySettings", "TransferTarget",
+           "load_config", "project_root_for", "schema_json"]
 
-_num = {"type": "number"}
-_MODEL = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "A model (or agent) and how to reach it.",
-    "properties": {
-        "provider": {
-            "enum": PROVIDERS,
-            "description": "openai (also any OpenAI-compatible server via base_url), azure, anthropic, local "
-            "(the bundled SmolLM2-135M), or an agent harness: command, claude-code, codex.",
-        },
-        "model": {"type": "string", "description": "Model name (Azure: the deployment name)."},
-        "base_url": {
-            "type": "string",
-            "description": "API base URL, e.g. http://localhost:11434/v1 for Ollama. Defaults to the provider's "
-            "(or OPENAI_BASE_URL / ANTHROPIC_BASE_URL).",
-        },
-        "api_key_env": {
-            "type": "string",
-            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-            "description": "NAME of the environment variable holding the API key (never the key itself).",
-        },
-        "api_version": {"type": "string", "description": "Azure OpenAI API version."},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "timeout": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "description": "Seconds per call (agent harness: per rollout).",
-        },
-        "options": {
-            "type": "object",
-            "description": "Provider-specific settings (agent harnesses, local model_path, n_ctx, "
-            "structured_output ...).",
-        },
-    },
-}
-CONFIG_SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/skillopt/skillopt-action/schema/skillopt.schema.json",
-    "title": "skillopt-action configuration (.github/skillopt.yml)",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["skill", "tasks"],
-    "properties": {
-        "skill": {
-            "type": "string",
-            "minLength": 1,
-            "description": "Path of the skill file to train (SKILL.md, AGENTS.md, CLAUDE.md ...).",
-        },
-        "tasks": {
-            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-            "description": "Glob(s) of YAML/JSONL task files.",
-        },
-        "splits": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "train": {"type": "number", "minimum": 0},
-                "val": {"type": "number", "minimum": 0},
-                "test": {"type": "number", "minimum": 0},
-                "seed": {"type": "integer"},
-            },
-            "description": "Ratios for tasks without an explicit `split:` (default 0.5/0.25/0.25, seed 0).",
-        },
-        "target": _MODEL,
-        "optimizer": _MODEL,
-        "judge": _MODEL,
-        "loop": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "epochs": {"type": "integer", "minimum": 1},
-                "batch_size": {"type": "integer", "minimum": 1},
-                "minibatch_size": {"type": "integer", "minimum": 1},
-                "pass_threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                "failure_only": {"type": "boolean"},
-                "parse_retries": {"type": "integer", "minimum": 0, "maximum": 5},
-                "max_trajectory_chars": {"type": "integer", "minimum": 200},
-                "candidates": {"type": "integer", "minimum": 1,
-                               "description": "sequential gate: proposed edits screened per step, each on its own."},
-                "screen_size": {"type": "integer", "minimum": 0,
-                                "description": "sequential gate: train tasks added to an edit's motivating tasks "
-                                               "when screening it (0: only the motivating tasks)."},
-                "edit_budget": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "ops": {"type": "integer", "minimum": 1},
-                        "lines": {"type": "integer", "minimum": 1},
-                        "min_ops": {"type": "integer", "minimum": 1},
-                        "min_lines": {"type": "integer", "minimum": 1},
-                        "schedule": {"enum": ["constant", "linear", "cosine"]},
-                    },
-                },
-            },
-        },
-        "gate": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "mode": {"enum": ["sequential", "paired", "strict"],
-                         "description": "sequential (default): each edit is tested alone in rounds that stop as soon "
-                                        "as the evidence decides; paired: one fixed-sample paired test per step; "
-                                        "strict: SkillOpt's 'higher mean wins' (no test, for comparison)."},
-                "samples": {"type": "integer", "minimum": 1,
-                            "description": "Rollouts per task and skill for the final val/test scores (and for "
-                                           "every decision in paired/strict mode)."},
-                "min_delta": {"type": "number", "minimum": 0, "maximum": 1},
-                "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
-                          "description": "sequential: the chance that the whole run accepts any edit that does "
-                                         "nothing (split across its decisions); paired: per decision."},
-                "test": {"enum": ["permutation", "bootstrap"]},
-                "resamples": {"type": "integer", "minimum": 100},
-                "schedule": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
-                             "maxItems": 6,
-                             "description": "sequential: samples per task and skill after each round, e.g. [1, 3, 6]."},
-                "decisions": {"type": "integer", "minimum": 1,
-                              "description": "sequential: val decisions per step (screened candidates tested)."},
-                "task_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
-                               "description": "sequential: the per-task gains must also pass a sign-flip test at "
-                                              "this level (no single task can decide)."},
-                "confirm": {"type": "boolean",
-                            "description": "sequential: re-confirm the final skill against the start on fresh "
-                                           "samples before proposing it."},
-            },
-        },
-        "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
-        "retries": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "attempts": {"type": "integer", "minimum": 1, "maximum": 20},
-                "base_delay": {"type": "number", "minimum": 0},
-                "max_delay": {"type": "number", "minimum": 0},
-            },
-        },
-        "budget": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"max_usd": {"type": "number", "minimum": 0}, "max_calls": {"type": "integer", "minimum": 1}},
-        },
-        "prices": {
-            "type": "object",
-            "description": "USD per million tokens by model name: {model: {input: X, output: Y}}.",
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["input", "output"],
-                "properties": {"input": {"type": "number", "minimum": 0}, "output": {"type": "number", "minimum": 0}},
-            },
-        },
-        "cache_dir": {"type": "string", "description": "Rollout and model-call cache (default .skillopt/cache)."},
-    },
-}
-
-# Prices in USD per million tokens for a few well-known models; `prices:` in the config overrides/extends.
 DEFAULT_PRICES = {
     "gpt-4.1": {"input": 2.0, "output": 8.0},
     "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
@@ -256,6 +107,7 @@ class LoopSettings:
     failure_only: bool = False
     parse_retries: int = 2
     max_trajectory_chars: int = 1500
+    ablation: str = "prune"  # prune | report | off
     candidates: int = 6  # sequential gate: edits screened per step
     screen_size: int = 3  # sequential gate: extra train tasks in an edit's screening
     edit_budget: EditBudget = field(default_factory=EditBudget)
@@ -266,6 +118,15 @@ class RetrySettings:
     attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 60.0
+
+
+@dataclass
+class TransferTarget:
+    """A second target the final skill is checked on (config `transfer:`)."""
+
+    name: str
+    settings: ModelSettings
+    margin: float = 0.05
 
 
 @dataclass
@@ -289,6 +150,8 @@ class Config:
     cache_dir: Path
     raw: dict
     lines: dict = field(default_factory=dict)
+    transfer: list[TransferTarget] = field(default_factory=list)
+    edit_policy: dict[str, str] = field(default_factory=lambda: effective_policy(None))
 
     @property
     def skill_path(self) -> Path:
@@ -327,6 +190,26 @@ def _locate(raw: Any, path: list) -> int | None:
     return line
 
 
+def _explain_all(err: jsonschema.ValidationError, raw: Any, file: str) -> list[ConfigError]:
+    """One ConfigError per problem: every unknown key of a mapping gets its own line."""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        path = list(err.absolute_path)
+        allowed = sorted((err.schema if isinstance(err.schema, dict) else {}).get("properties", {}))
+        dotted = ".".join(str(p) for p in path) or "(top level)"
+        out = []
+        for key in sorted(set(err.instance) - set(allowed), key=lambda k: _locate(raw, path + [k]) or 0):
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            fix = f"did you mean `{near[0]}`?" if near else f"allowed keys here: {', '.join(allowed)}"
+            out.append(ConfigError(f"unknown key {key!r} in {dotted}", file, _locate(raw, path + [key]), fix))
+        if out:
+            return out
+    return [_explain(err, raw, file)]
+
+
+_KIND = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+         "array": "a list", "object": "a mapping (key: value)", "null": "empty"}
+
+
 def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigError:
     path = list(err.absolute_path)
     dotted = ".".join(str(p) for p in path) or "(top level)"
@@ -348,20 +231,24 @@ def _explain(err: jsonschema.ValidationError, raw: Any, file: str) -> ConfigErro
     if v == "enum":
         near = difflib.get_close_matches(str(err.instance), [str(x) for x in sch["enum"]], n=1)
         fix = f"did you mean `{near[0]}`?" if near else f"use one of: {', '.join(map(str, sch['enum']))}"
-        return ConfigError(f"`{dotted}` has invalid value {err.instance!r}", file, line, fix)
+        return ConfigError(f"`{dotted}` has invalid value {_plain(err.instance)!r}", file, line, fix)
     if v == "type" or v == "oneOf":
-        want = sch.get("type") or "a string or a list of strings"
-        return ConfigError(f"`{dotted}` must be {want}, not {type(err.instance).__name__} {err.instance!r}", file, line,
-                           f"write `{path[-1] if path else 'key'}:` with a {want} value")
+        types = sch.get("type") or "a string or a list of strings"
+        want = " or ".join(_KIND.get(str(w), str(w)) for w in (types if isinstance(types, list) else [types]))
+        key = path[-1] if path else "key"
+        return ConfigError(f"`{dotted}` must be {want}, not {kind_of(err.instance)} {_plain(err.instance)!r}", file,
+                           line, f"give `{key}` {want}")
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = sch[v]
         rel = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
-        return ConfigError(f"`{dotted}` is {err.instance!r} but must be {rel} {bound}", file, line,
+        return ConfigError(f"`{dotted}` is {_plain(err.instance)!r} but must be {rel} {bound}", file, line,
                            f"set `{path[-1]}` to a value {rel} {bound}")
     return ConfigError(f"`{dotted}`: {err.message}", file, line, "see the config reference in README.md")
 
 
-def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None) -> ModelSettings:
+def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None,
+           where: str | None = None) -> ModelSettings:
+    where = where or role
     if raw is None and fallback is not None:
         m = ModelSettings(**{**fallback.__dict__, "role": role})
         return m
@@ -382,15 +269,24 @@ def _model(role: str, raw: Any, file: str, fallback: ModelSettings | None = None
         file=file, line=getattr(raw, "line", None),
     )
     if m.provider in CHAT_PROVIDERS and m.provider != "local" and not m.model:
-        raise ConfigError(f"`{role}.model` is required for provider {provider!r}", file, m.line,
-                          f"add `model: ...` under `{role}:` (e.g. gpt-4.1-mini, claude-sonnet-4-5)")
+        raise ConfigError(f"`{where}.model` is required for provider {provider!r}", file, m.line,
+                          f"add `model: ...` under `{where}:` (e.g. gpt-4.1-mini, claude-sonnet-4-5)")
     if m.provider == "azure" and not m.base_url:
-        raise ConfigError(f"`{role}.base_url` is required for provider azure", file, m.line,
+        raise ConfigError(f"`{where}.base_url` is required for provider azure", file, m.line,
                           "set `base_url: https://<resource>.openai.azure.com` and `api_version:`")
     if role != "target" and m.provider not in CHAT_PROVIDERS:
         raise ConfigError(f"the {role} must be a chat model, not {provider!r}", file, m.line,
                           f"use one of: {', '.join(CHAT_PROVIDERS)}")
     return m
+
+
+def _transfer(index: int, raw: Any, file: str) -> TransferTarget:
+    block = Located({k: v for k, v in raw.items() if k not in ("name", "margin")})
+    block.file, block.line = getattr(raw, "file", file), getattr(raw, "line", 0)
+    block.lines = {k: v for k, v in getattr(raw, "lines", {}).items() if k in block}
+    settings = _model("target", block, file, where=f"transfer[{index}]")
+    name = str(raw.get("name") or f"{settings.provider}:{settings.model}")
+    return TransferTarget(name=name, settings=settings, margin=float(raw.get("margin", 0.05)))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -409,13 +305,26 @@ def load_config(path: str | Path | None = None) -> Config:
     errors = sorted(
         validator.iter_errors(raw), key=lambda e: (_locate(raw, list(e.absolute_path)) or 0, len(list(e.absolute_path)))
     )
-    if errors:
-        raise _explain(errors[0], raw, file)
+    # Every problem is collected, so `skillopt validate` can report them all in one pass.
+    problems: list[ConfigError] = [p for e in errors for p in _explain_all(e, raw, file)]
     root = project_root_for(cfg_path)
+    skill = raw.get("skill")
+    if isinstance(skill, str) and skill and not (root / skill).is_file():
+        problems.append(ConfigError(f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
+                                    "create it, or fix `skill:` (paths are relative to the repository root)"))
+    if errors:  # the settings below assume a schema-valid config
+        _raise(problems)
     skill = str(raw["skill"])
-    if not (root / skill).is_file():
-        raise ConfigError(f"skill file {skill!r} not found (looked in {root})", file, raw.line_of("skill"),
-                          "create it, or fix `skill:` (paths are relative to the repository root)")
+
+    def attempt(build, placeholder):
+        try:
+            return build()
+        except ConfigError as exc:
+            problems.extend(ConfigErrors.of(exc))
+            return placeholder
+
+    if (root / skill).is_file():
+        attempt(lambda: check_utf8(root / skill), None)
     tasks = [raw["tasks"]] if isinstance(raw["tasks"], str) else list(raw["tasks"])
     splits = raw.get("splits") or {}
     ratios = {
@@ -424,17 +333,19 @@ def load_config(path: str | Path | None = None) -> Config:
         "test": float(splits.get("test", 0.25)),
     }
     if ratios["train"] <= 0 or ratios["val"] <= 0:
-        raise ConfigError("`splits` needs a positive train and val ratio", file, raw.line_of("splits"),
-                          "e.g. `splits: {train: 0.5, val: 0.25, test: 0.25}`")
-    target = _model("target", raw.get("target"), file)
+        problems.append(ConfigError("`splits` needs a positive train and val ratio", file, raw.line_of("splits"),
+                                    "e.g. `splits: {train: 0.5, val: 0.25, test: 0.25}`"))
+    target = attempt(lambda: _model("target", raw.get("target"), file), ModelSettings(role="target"))
     if target.provider not in CHAT_PROVIDERS and raw.get("optimizer") is None:
-        raise ConfigError(f"`optimizer:` is required when the target is the agent harness {target.provider!r}",
-                          file, raw.line_of("target"),
-                          "add e.g. `optimizer: {provider: anthropic, model: claude-sonnet-4-5}` "
-                          "(the optimizer must be a chat model)")
-    optimizer = _model("optimizer", raw.get("optimizer"), file,
-                       fallback=target if target.provider in CHAT_PROVIDERS else None)
-    judge = _model("judge", raw.get("judge"), file, fallback=optimizer)
+        problems.append(ConfigError(
+            f"`optimizer:` is required when the target is the agent harness {target.provider!r}",
+            file, raw.line_of("target"),
+            "add e.g. `optimizer: {provider: anthropic, model: claude-sonnet-4-5}` "
+            "(the optimizer must be a chat model)"))
+    optimizer = attempt(lambda: _model("optimizer", raw.get("optimizer"), file,
+                                       fallback=target if target.provider in CHAT_PROVIDERS else None),
+                        ModelSettings(role="optimizer"))
+    judge = attempt(lambda: _model("judge", raw.get("judge"), file, fallback=optimizer), ModelSettings(role="judge"))
     lp = raw.get("loop") or {}
     eb = lp.get("edit_budget") or {}
     budget = EditBudget(**{k: eb[k] for k in ("ops", "lines", "min_ops", "min_lines", "schedule") if k in eb})
@@ -451,6 +362,7 @@ def load_config(path: str | Path | None = None) -> Config:
                 "max_trajectory_chars",
                 "candidates",
                 "screen_size",
+                "ablation",
             )
             if k in lp
         },
@@ -459,13 +371,17 @@ def load_config(path: str | Path | None = None) -> Config:
     g = raw.get("gate") or {}
     try:
         given = {k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples", "decisions",
-                                   "task_alpha", "confirm") if k in g}
+                                   "task_alpha", "confirm", "no_regression") if k in g}
         if "schedule" in g:
             given["schedule"] = tuple(g["schedule"])
         gate = GateSettings(**{"mode": "sequential", "alpha": 0.05, **given}, seed=int(splits.get("seed", 0)))
     except ValueError as exc:
-        raise ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
-                          "see `gate:` in the config reference (README.md)") from None
+        problems.append(ConfigError(f"invalid gate settings: {exc}", file, raw.line_of("gate"),
+                                    "see `gate:` in the config reference (README.md)"))
+        gate = GateSettings()
+    transfer = [attempt(lambda i=i, item=item: _transfer(i, item, file), None)
+                for i, item in enumerate(raw.get("transfer") or [])]
+    _raise(problems)
     r = raw.get("retries") or {}
     b = raw.get("budget") or {}
     prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (raw.get("prices") or {}).items()}}
@@ -476,8 +392,27 @@ def load_config(path: str | Path | None = None) -> Config:
         retries=RetrySettings(**{k: r[k] for k in ("attempts", "base_delay", "max_delay") if k in r}),
         max_usd=b.get("max_usd"), max_calls=b.get("max_calls"), prices=prices,
         cache_dir=(root / raw.get("cache_dir", ".skillopt/cache")), raw=raw,
+        transfer=transfer,
+        edit_policy=effective_policy(raw.get("edit_policy")),
     )
 
 
-def schema_json() -> str:
-    return json.dumps(CONFIG_SCHEMA, indent=2) + "\n"
+def _raise(problems: list[ConfigError]) -> None:
+    """Raise the problems found, if any: one ConfigError, or a ConfigErrors in file order."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigErrors(sorted(problems, key=lambda p: p.line or 0))
+
+
+
+def check_utf8(path: Path) -> None:
+    """ConfigError naming the file, the first bad byte's line and the fix when a skill file is not UTF-8 text."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"the skill file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                          str(path), line, "save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.new` "
+                          "and replace the file with FILE.new") from None

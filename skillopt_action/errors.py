@@ -43,6 +43,26 @@ class ConfigError(SkillOptError):
         return text
 
 
+class ConfigErrors(ConfigError):
+    """Several ConfigErrors found in one pass (`skillopt validate` reports them all). Its own file, line,
+    message and fix are the first error's, so code that handles one ConfigError keeps working."""
+
+    def __init__(self, errors: list[ConfigError]):
+        if not errors:
+            raise ValueError("ConfigErrors needs at least one error")
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.message, first.file, first.line, first.fix)
+
+    def __str__(self) -> str:
+        return "\n".join(ConfigError.__str__(e) for e in self.errors)
+
+    @staticmethod
+    def of(exc: ConfigError) -> list[ConfigError]:
+        """The individual errors inside `exc` (itself, unless it is a ConfigErrors)."""
+        return list(exc.errors) if isinstance(exc, ConfigErrors) else [exc]
+
+
 class ProviderError(SkillOptError):
     """A model provider failed permanently (auth, bad request) or kept failing after retries."""
 
@@ -64,3 +84,13 @@ class BudgetExceeded(SkillOptError):
     """A hard cap (max_usd or max_calls) would be crossed by the next call."""
 
     exit_code = EXIT_BUDGET
+
+
+class EmptyAnswer(TransientError):
+    """A model answered 200 with no text (or only whitespace; also a `finish_reason: length` reply with an empty
+    body). Retried like any transient error; after the retries the call counts as failed and is never cached.
+    `usage` is what the empty reply still cost."""
+
+    def __init__(self, message: str, usage: object | None = None):
+        super().__init__(message)
+        self.usage = usage

@@ -7,7 +7,7 @@ from .diff import diff_stats
 from .gate import GateResult, GateSettings
 from .gate import compare as gate_compare
 from .report import Report, build_report
-from .rollout import mean_scores, split_mean
+from .rollout import RolloutEngine, mean_scores, split_mean
 from .runtime import Runtime
 from .sequential import SequentialResult, SequentialSettings, SequentialTest
 from .types import Rollout
@@ -71,12 +71,14 @@ def compare(rt: Runtime, base_text: str, candidate_text: str, splits: list[str])
     sequential mode the val decision is one sequential test at `gate.alpha`; other splits are scored for the
     record."""
     if rt.cfg.gate.mode == "sequential" and "val" in splits and rt.splits.get("val"):
+        feedback: dict[tuple[str, str], str] = {}
         result, spent = run_sequential(rt, base_text, candidate_text,
-                                       sequential_settings(rt, rt.cfg.gate.alpha, seed=0), "compare:val")
+                                       sequential_settings(rt, rt.cfg.gate.alpha, seed=0), "compare:val",
+                                       feedback=feedback)
         scores, tasks, gates = score_splits(rt, base_text, candidate_text, [s for s in splits if s != "val"],
                                             "compare")
         scores = {"val": sequential_scores(result), **scores}
-        tasks = {"val": sequential_rows(result, kept=True), **tasks}
+        tasks = {"val": sequential_rows(result, kept=True, feedback=feedback), **tasks}
         gates = {"val": {**result.to_dict(), "rollouts": spent}, **gates}
     else:
         scores, tasks, gates = score_splits(rt, base_text, candidate_text, splits, "compare")
@@ -97,22 +99,28 @@ def sequential_settings(rt: Runtime, alpha: float, seed: int) -> SequentialSetti
         later = [float(i + 1) for i in range(len(schedule) - 1)]
         spend = (0.25, *[0.75 * w / sum(later) for w in later])
     return SequentialSettings(alpha=alpha, schedule=schedule, spend=spend, min_delta=g.min_delta,
-                              task_alpha=g.task_alpha, seed=g.seed * 7919 + seed)
+                              task_alpha=g.task_alpha, no_regression=g.no_regression, seed=g.seed * 7919 + seed)
 
 
 def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: SequentialSettings, label: str, *,
-                   rounds_done: int = 0, offset: int = 0) -> tuple[SequentialResult, int]:
+                   rounds_done: int = 0, offset: int = 0, engine: RolloutEngine | None = None,
+                   feedback: dict[tuple[str, str], str] | None = None) -> tuple[SequentialResult, int]:
     """Run one sequential val decision to its end; returns the result and the target calls it paid for (cached
-    samples are free). `offset` shifts the sample indices (fresh samples for a confirmation)."""
+    samples are free). `offset` shifts the sample indices (fresh samples for a confirmation); `engine` runs
+    another target than the config's (a transfer check); `feedback`, when given, receives the scorers' feedback on
+    each side's lowest-numbered sample of every task."""
     test = SequentialTest([t.id for t in rt.splits["val"]], settings, rounds_done=rounds_done)
     texts = {"incumbent": incumbent, "candidate": candidate}
+    engine = engine or rt.engine
     before = rt.ledger.role_calls("target")
     while test.result is None:
         requests = test.next_requests()
         if requests:
             jobs = [(texts[side], rt.by_id[tid], offset + idx) for side, tid, idx in requests]
-            for (side, tid, idx), r in zip(requests, rt.engine.run_samples(jobs, label), strict=True):
+            for (side, tid, idx), r in zip(requests, engine.run_samples(jobs, label), strict=True):
                 test.add(side, tid, idx, r.score.score)
+                if feedback is not None and ((side, tid) not in feedback or idx == 0):
+                    feedback[(side, tid)] = r.score.feedback()
         test.look()
     return test.result, rt.ledger.role_calls("target") - before
 
@@ -124,7 +132,28 @@ def sequential_scores(result: SequentialResult, kept: bool = True) -> dict:
             "n": result.n_tasks, "samples": max((t["samples"] for t in result.per_task), default=0)}
 
 
-def sequential_rows(result: SequentialResult, kept: bool) -> list[dict]:
-    """Per-task rows of a split from a sequential decision."""
+def sequential_rows(result: SequentialResult, kept: bool, feedback: dict[tuple[str, str], str] | None = None
+                    ) -> list[dict]:
+    """Per-task rows of a split from a sequential decision; `feedback` ({(side, task id): scorer feedback},
+    filled by `run_sequential`) gives each row the kept side's feedback on its first sample."""
+    side = "candidate" if kept else "incumbent"
+    fb = feedback or {}
     return [{"id": t["task_id"], "baseline": t["incumbent"], "best": t["candidate"] if kept else t["incumbent"],
-             "delta": t["delta"] if kept else 0.0, "feedback": ""} for t in result.per_task]
+             "delta": t["delta"] if kept else 0.0, "feedback": fb.get((side, t["task_id"]), "")[:300]}
+            for t in result.per_task]
+
+
+def regressions(rt: Runtime, best: str, rows: dict[str, list[dict]], offsets: dict[str, int]) -> list[dict]:
+    """Tasks that got worse under `best`, with the key lines of its trajectory (the answer and the scorers'
+    feedback), read back from the cache (the rollouts were already paid for)."""
+    out = []
+    for split, task_rows in rows.items():
+        worse = [t for t in task_rows if t["delta"] < 0 and t["id"] in rt.by_id]
+        if not worse:
+            continue
+        jobs = [(best, rt.by_id[t["id"]], offsets.get(split, 0)) for t in worse]
+        for t, r in zip(worse, rt.engine.run_samples(jobs, f"regressions:{split}"), strict=True):
+            text = r.completion.error or r.completion.text or ""
+            out.append({"split": split, "id": t["id"], "baseline": t["baseline"], "best": t["best"],
+                        "delta": t["delta"], "answer": text[:300], "feedback": r.score.feedback()[:300]})
+    return sorted(out, key=lambda x: x["delta"])

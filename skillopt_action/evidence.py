@@ -18,16 +18,14 @@ the records carry across runs (JSONL, one record a line, written atomically).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .redact import write_text
 from .types import Edit
 
-BLOCKING = ("harmful", "closed", "legacy", "bundle")
+BLOCKING = ("harmful", "regression", "closed", "legacy", "bundle")
 RESUMABLE = ("not_better", "inconclusive")
 
 
@@ -62,6 +60,8 @@ class EvidenceMemory:
             return "previously rejected by the gate (in a bundle)"
         if verdict == "harmful":
             return f"estimated harmful against this skill ({_effect(row)})"
+        if verdict == "regression":
+            return f"made a val task significantly worse against this skill ({_effect(row)})"
         if verdict == "closed":
             return str(row.get("reason") or "its pull request was closed without merging")
         return None
@@ -100,31 +100,10 @@ class EvidenceMemory:
     def from_list(cls, rows: list[dict[str, Any]]) -> EvidenceMemory:
         return cls([_normalise(r) for r in rows])
 
-    @classmethod
-    def load(cls, path: Path) -> EvidenceMemory:
-        if not path.is_file():
-            return cls()
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"memory file line is not JSON ({exc.msg})", str(path), n,
-                                  "fix or delete that line (the file is the rejected-edit memory; deleting it "
-                                  "forgets what earlier runs learned)") from None
-            if not isinstance(row, dict) or not isinstance(row.get("edit"), dict):
-                raise ConfigError("memory record has no `edit` object", str(path), n, "fix or delete that line")
-            rows.append(row)
-        return cls.from_list(rows)
-
     def save(self, path: Path) -> None:
+        """Write the records as JSONL, atomically and with secrets masked."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records))
-        os.replace(tmp, path)
+        write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records))
 
 
 def _normalise(row: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,7 @@ from typing import Any, cast
 
 __all__ = [
     "EXACT_MAX_NONZERO",
+    "bootstrap_ci",
     "GateResult",
     "GateSettings",
     "TaskComparison",
@@ -100,6 +101,7 @@ class GateSettings:
     decisions: int = 2  # sequential: val decisions per step (the run's alpha is split across them)
     task_alpha: float = 0.25  # sequential: the per-task gains must also pass a sign-flip test at this level
     confirm: bool = True  # sequential: re-confirm the final skill against the start on fresh samples
+    no_regression: bool = False  # sequential: reject an edit that makes any val task significantly worse
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -278,6 +280,13 @@ def _percentile_ci(deltas: list[float], level: float, resamples: int, rng: rando
     lo_idx = min(max(int(math.floor(tail * resamples)), 0), resamples - 1)
     hi_idx = min(max(int(math.ceil((1.0 - tail) * resamples)) - 1, 0), resamples - 1)
     return means[lo_idx], means[hi_idx]
+
+
+def bootstrap_ci(deltas: list[float], level: float, resamples: int, rng: random.Random) -> tuple[float, float]:
+    """A two-sided percentile bootstrap interval (over tasks) of the mean of `deltas`."""
+    if not deltas:
+        return 0.0, 0.0
+    return _percentile_ci(deltas, level, resamples, rng)
 
 
 def _fmt_p(p: float) -> str:

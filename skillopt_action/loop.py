@@ -6,11 +6,11 @@ optimizer call is content-cached, so resuming or re-running never pays for the s
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
 
+from .ablation import CONFIRM_OFFSET, run_ablation
 from .calls import content_key
 from .config import Config
 from .diff import diff_stats
@@ -18,6 +18,7 @@ from .edits import apply_edits
 from .errors import BudgetExceeded, ConfigError
 from .evaluation import (
     gate_decision,
+    regressions,
     run_sequential,
     score_splits,
     sequential_rows,
@@ -29,15 +30,15 @@ from .gate import max_power_warning
 from .reflect import merge, reflect
 from .report import Report, build_report
 from .rollout import skill_hash, split_mean
-from .runtime import Runtime, write_json
+from .runtime import Runtime, read_memory, read_state, write_json
 from .screen import screen
 from .search import planned_decisions
 from .search import step as search_step
 from .sequential import power_hint
-from .types import Task
+from .transfer import check_transfer
+from .types import Edit, Task
 
 STATE_VERSION = 2
-CONFIRM_OFFSET = 1000  # sample indices of the final confirmation: fresh, never used by a decision
 
 
 def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, int, str | None]:
@@ -95,9 +96,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     run_key = content_key("run", run_settings, baseline, epochs)[:16]
     state = None
     if resume:
-        if not state_path.is_file():
-            raise ConfigError(f"nothing to resume: {state_path} does not exist", None, None, "run without --resume")
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        state = read_state(state_path)
         if state.get("run_key") != run_key:
             raise ConfigError(
                 "cannot resume: the config, the skill or --epochs changed since that run",
@@ -105,12 +104,10 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                 None,
                 "run without --resume to start over (cached rollouts are still reused)",
             )
-        rt.ledger.load(state.get("spend", {}))
+        rt.restore_spend(state)
         log(f"resuming at step {state['next_step'] + 1} ({rt.spend_line()} so far)")
-    else:
-        rt.trajectories.write_text("", encoding="utf-8")
     if state is None:
-        evidence = EvidenceMemory.load(memory) if memory else EvidenceMemory()
+        evidence = EvidenceMemory.from_list(read_memory(memory, log) if memory and memory.is_file() else [])
         if evidence.records:
             log(f"loaded {len(evidence.records)} earlier gate decisions from {memory}")
         state = {"version": STATE_VERSION, "run_key": run_key, "baseline": baseline, "current": baseline,
@@ -136,6 +133,9 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     if sequential:
         log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {planned_decisions(rt, total_steps)} "
             f"decision(s) ({decision_alpha:.2g} each), rounds of {list(cfg.gate.schedule)} sample(s) per task")
+    if not resume:
+        checkpoint()  # from the first call on, a killed run can be resumed
+
     try:
         base_val = rt.rollouts(baseline, "val", 1 if sequential else cfg.gate.samples, "baseline:val")
     except BudgetExceeded as exc:
@@ -176,12 +176,22 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     state["status"] = "stopped_budget" if stop_reason else "completed"
     checkpoint()
     best = state["current"]
-    confirmation = None
+    confirmation = ablation = transfer = None
+    worse: list[dict] = []
     try:
         if sequential and cfg.gate.confirm and best != baseline:
             confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
-        else:
+        if best != baseline and cfg.loop.ablation != "off":
+            ablation = run_ablation(rt, baseline, kept_edits(state["steps"]), prune=cfg.loop.ablation == "prune")
+            if ablation["skill"] != best:
+                best = ablation["skill"]
+                confirmation = None  # re-scored below for the pruned skill (its samples are cached)
+                if sequential and cfg.gate.confirm:
+                    confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
+        if not (sequential and cfg.gate.confirm and confirmation is not None):
             scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
+        transfer = check_transfer(rt, baseline, best) if best != baseline and cfg.transfer else None
+        worse = regressions(rt, best, tasks, {"val": CONFIRM_OFFSET if confirmation else 0}) if best != baseline else []
     except BudgetExceeded as exc:
         stop_reason = stop_reason or str(exc)
         scores = {"val": {"baseline": round(split_mean(base_val), 4), "best": None, "n": len(base_val)}}
@@ -197,15 +207,30 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps,
                           search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation)
-                          if sequential else None)
+                          if sequential else None, ablation=ablation, transfer=transfer, regressions=worse)
     return report, baseline, best
+
+
+def kept_edits(steps: list[dict]) -> list[Edit]:
+    """The edits in the final skill, in the order they were applied."""
+    edits: list[Edit] = []
+    for s in steps:
+        if not s.get("accepted"):
+            continue
+        if "candidates" in s:
+            edits += [Edit.from_dict(c["edit"]) for c in s["candidates"] if c.get("kept")]
+        else:
+            edits += [Edit.from_dict(e["edit"]) for e in s.get("edits", []) if e["applied"]]
+    return edits
 
 
 def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, dict, dict]:
     """Re-confirm the final skill against the start on fresh samples. The improvement must hold in direction
     (a mean gain > 0 on samples no decision has seen); if it does not, the run proposes nothing."""
     settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=424242)
-    result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET)
+    feedback: dict[tuple[str, str], str] = {}
+    result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET,
+                                   feedback=feedback)
     confirmed = result.delta > 0 and result.verdict != "harmful"
     info = {**result.to_dict(), "rollouts": spent, "confirmed": confirmed}
     rt.log(f"confirmation on fresh val samples: {result.reason} -> {'confirmed' if confirmed else 'NOT confirmed'}")
@@ -214,7 +239,7 @@ def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, di
                       f"not confirmed on fresh samples, so nothing is proposed: {result.reason}")
     scores, tasks, gates = score_splits(rt, baseline, kept, ["test"], "final")
     return (info, kept, {"val": sequential_scores(result, confirmed), **scores},
-            {"val": sequential_rows(result, confirmed), **tasks}, {"val": info, **gates})
+            {"val": sequential_rows(result, confirmed, feedback), **tasks}, {"val": info, **gates})
 
 
 def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, confirmation: dict | None) -> dict:
@@ -258,7 +283,8 @@ def _step(rt: Runtime, step: int, epoch: int, batch: list[Task], current: str, e
             dropped.append({"edit": e.to_dict(), "reason": why})
             merged.remove(e)
     merged, blocked, warnings = screen(merged, rt.splits["val"] + rt.splits["test"],
-                                       [r.completion.text for r in flat])
+                                       [r.completion.text for r in flat], skill=current, policy=cfg.edit_policy,
+                                       inputs=[(f"the input of train task {t.id!r}", t.prompt_text()) for t in batch])
     dropped += blocked
     applied = apply_edits(current, merged, max_ops=max_ops, max_lines=max_lines, name=cfg.skill)
     record = {

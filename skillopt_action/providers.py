@@ -23,7 +23,7 @@ import anthropic
 import openai
 
 from .config import ModelSettings
-from .errors import ConfigError, ProviderError, TransientError
+from .errors import ConfigError, EmptyAnswer, ProviderError, TransientError
 from .types import Reply, Usage
 
 
@@ -63,6 +63,16 @@ def _api_key(settings: ModelSettings) -> str | None:
                           f"export {settings.api_key_env}=... (in GitHub Actions: `env: {settings.api_key_env}: "
                           f"${{{{ secrets.{settings.api_key_env} }}}}`), or set `api_key_env:` to the variable you use")
     return key or "unused"
+
+
+def nonempty(reply: Reply, finish_reason: str | None) -> Reply:
+    """The reply, or EmptyAnswer when it has no text: a 200 with an empty body (it happens under load, and when a
+    reasoning model spends `max_tokens` before answering) is a failed call to retry, never an answer."""
+    if not reply.text.strip():
+        why = f" (finish_reason {finish_reason}: raise `max_tokens`?)" if finish_reason in ("length", "max_tokens") \
+            else ""
+        raise EmptyAnswer(f"the server returned an empty answer{why}", reply.usage)
+    return reply
 
 
 class OpenAIChat:
@@ -147,7 +157,8 @@ class OpenAIChat:
             raise TransientError("the server returned no choices")
         text = resp.choices[0].message.content or ""
         u = resp.usage
-        return Reply(text, Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0))
+        usage = Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
+        return nonempty(Reply(text, usage, model=getattr(resp, "model", None) or None), resp.choices[0].finish_reason)
 
 
 class AnthropicChat:
@@ -184,7 +195,9 @@ class AnthropicChat:
             ) from exc
         text = "".join(str(getattr(b, "text", "")) for b in resp.content if getattr(b, "type", "") == "text")
         u = getattr(resp, "usage", None)
-        return Reply(text, Usage(getattr(u, "input_tokens", 0) or 0, getattr(u, "output_tokens", 0) or 0))
+        usage = Usage(getattr(u, "input_tokens", 0) or 0, getattr(u, "output_tokens", 0) or 0)
+        return nonempty(Reply(text, usage, model=getattr(resp, "model", None) or None),
+                        getattr(resp, "stop_reason", None))
 
 
 _LLAMAS: dict[tuple, object] = {}

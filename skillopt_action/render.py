@@ -7,6 +7,8 @@ from pathlib import Path
 
 import jinja2
 
+from . import fmt
+
 
 def templates_dir() -> Path:
     """templates/ ships inside the wheel as skillopt_action.templates; in a source checkout it is ../templates."""
@@ -26,6 +28,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.globals["fmt"] = fmt  # one way to print numbers, in every template
     return env
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .render import render
-from .runtime import Runtime, write_json
+from .runtime import Runtime, write_json, write_text
 
 SCHEMA_VERSION = 1
 
@@ -46,12 +46,15 @@ class Report:
     changed_lines: int
     chart: str
     spend: dict[str, Any]
-    models: dict[str, str]
+    models: dict[str, Any]  # target, optimizer (configured) and reported (model ids the target answered with)
     gate_settings: dict[str, Any]
     wall_time_s: float
     epochs: int | None = None
     total_steps: int | None = None
     search: dict[str, Any] | None = None  # sequential gate: decisions, their cost, the run's false-accept bound
+    ablation: dict[str, Any] | None = None  # each kept edit's marginal contribution; carried edits removed
+    transfer: list[dict[str, Any]] | None = None  # the final skill on the config's `transfer:` targets
+    regressions: list[dict[str, Any]] = field(default_factory=list)  # tasks that got worse, with answer + feedback
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer report.json this version does not know
 
@@ -59,6 +62,11 @@ class Report:
     def val(self) -> dict[str, Any]:
         """The val split's scores ({} when there were no val tasks)."""
         return self.scores.get("val") or {}
+
+    @property
+    def transfer_hurts(self) -> list[str]:
+        """Names of the `transfer:` targets the final skill hurts beyond their margin (the check fails)."""
+        return [t["name"] for t in self.transfer or [] if t["verdict"] == "hurts"]
 
     @property
     def p_value(self) -> float | None:
@@ -70,14 +78,15 @@ class Report:
         order = ["schema_version", "kind", "status", "stop_reason", "skill_path", "config_path", "config_digest",
                  "improved", "scores", "gate", "gates", "tasks", "epochs", "total_steps", "steps", "accepted_edits",
                  "rejected_edits", "flags", "diff", "changed_lines", "chart", "spend", "models", "gate_settings",
-                 "search", "wall_time_s"]
+                 "search", "ablation", "transfer", "regressions", "wall_time_s"]
         return {**{k: d[k] for k in order}, **extra}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Report:
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in d.items() if k in known}
-        for name, default in (("flags", []), ("gates", {}), ("tasks", {}), ("steps", []), ("accepted_edits", []),
+        for name, default in (("flags", []), ("regressions", []), ("gates", {}), ("tasks", {}), ("steps", []),
+                              ("accepted_edits", []),
                               ("rejected_edits", []), ("chart", ""), ("diff", ""), ("changed_lines", 0),
                               ("models", {}), ("gate_settings", {}), ("spend", {}), ("wall_time_s", 0.0),
                               ("stop_reason", None), ("gate", None), ("config_digest", ""), ("config_path", "")):
@@ -96,7 +105,7 @@ class Report:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "report.json"
         write_json(path, self.to_dict())
-        (out_dir / "report.md").write_text(self.to_markdown(), encoding="utf-8")
+        write_text(out_dir / "report.md", self.to_markdown())
         return path
 
 
@@ -181,9 +190,22 @@ def edits_by_verdict(steps: list[dict]) -> tuple[list[dict], list[dict]]:
 def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None, baseline: str, best: str,
                  scores: dict, tasks: dict, gates: dict, steps: list[dict], diff: str, changed_lines: int,
                  epochs: int | None = None, total_steps: int | None = None,
-                 search: dict | None = None) -> Report:
+                 search: dict | None = None, ablation: dict | None = None,
+                 transfer: list[dict] | None = None, regressions: list[dict] | None = None) -> Report:
     cfg = rt.cfg
     accepted, rejected = edits_by_verdict(steps)
+    removed = {(r["edit"]["op"], r["edit"]["anchor"], r["edit"]["content"]): r
+               for r in (ablation or {}).get("removed", [])}
+    if removed:
+        still = []
+        for row in accepted:
+            r = removed.get((row["op"], row["anchor"], row["content"]))
+            if r is None:
+                still.append(row)
+            else:
+                rejected.insert(0, {**row, "why": f"ablation: carried, not earned (removing it changed val by "
+                                                  f"{-r['delta']:+.3f}), so it was removed"})
+        accepted = still
     val = scores.get("val") or {}
     if kind == "compare":
         improved = bool(gates.get("val", {}).get("accepted"))
@@ -197,11 +219,14 @@ def build_report(rt: Runtime, *, kind: str, status: str, stop_reason: str | None
         flags=[{"step": s["step"], **w} for s in steps for w in s.get("warnings", [])],
         diff=diff, changed_lines=changed_lines, chart=mermaid_chart(steps, val.get("baseline")),
         spend=rt.ledger.to_dict(),
-        models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}"},
+        models={"target": rt.engine.target.name, "optimizer": f"{cfg.optimizer.provider}:{cfg.optimizer.model}",
+                "reported": sorted(rt.engine.reported_models)},
         gate_settings={"mode": cfg.gate.mode, "samples": cfg.gate.samples, "alpha": cfg.gate.alpha,
                        "min_delta": cfg.gate.min_delta, "test": cfg.gate.test, "schedule": list(cfg.gate.schedule),
                        "decisions": cfg.gate.decisions, "task_alpha": cfg.gate.task_alpha},
         wall_time_s=round(time.monotonic() - rt.t0, 2), search=search,
+        ablation={k: v for k, v in ablation.items() if k != "skill"} if ablation else None, transfer=transfer,
+        regressions=regressions or [],
     )
 
 

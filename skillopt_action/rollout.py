@@ -8,6 +8,12 @@ a second key (scorers, reference, thresholds, python scorer source): changing
 how tasks are scored re-scores cached answers without a model call. Rollouts run
 with bounded concurrency; transient provider errors are retried with backoff
 (calls.with_retries); each rollout is appended to trajectories.jsonl.
+
+Answers are untrusted and may echo secrets: a completion and its score are masked (redact.py) the moment they
+arrive, before scoring, caching, reflection or any file. An empty answer from a chat target is retried like a
+transient error; if it stays empty the rollout is scored as a failure ("empty answer") and never cached, so a
+cached rollout is only ever a real answer. A cache entry that fails validation is a miss with one warning.
+trajectories.jsonl holds one row per (phase, task, sample): a resumed run does not repeat rows already there.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .calls import DiskCache, Ledger, RetryPolicy, content_key, with_retries
+from .calls import DiskCache, EmptyAfterRetries, Ledger, RetryPolicy, charging_empty, content_key, with_retries
+from .errors import EmptyAnswer
+from .redact import append_json, redact_obj, write_text
 from .scorers import ScorerContext, score_completion
 from .targets import Target
-from .types import Completion, Rollout, Task, TaskScore
+from .types import Completion, Rollout, Task, TaskScore, Usage
 from .workspace import remove_workspace
 
 __all__ = ["Rollout", "RolloutEngine", "mean_scores", "skill_hash", "split_mean"]
@@ -30,6 +38,34 @@ __all__ = ["Rollout", "RolloutEngine", "mean_scores", "skill_hash", "split_mean"
 
 def skill_hash(skill: str) -> str:
     return content_key("skill", skill)[:12]
+
+
+def rollout_problem(entry: dict) -> str | None:
+    """What is wrong with a cached rollout, or None: a valid completion and score, and a real answer."""
+    c, sc = entry.get("completion"), entry.get("score")
+    if not isinstance(c, dict) or not isinstance(c.get("text"), str):
+        return "has no completion text"
+    try:
+        completion = Completion.from_dict(c)
+    except (TypeError, ValueError, AttributeError):
+        return "has a malformed completion"
+    if not isinstance(sc, dict):
+        return "has no score" if sc is None else "has a malformed score"
+    try:
+        score = TaskScore.from_dict(sc)
+        float(score.score)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "has a malformed score"
+    if not completion.text.strip() and not completion.error and not entry.get("workspace"):
+        return "holds an empty answer"
+    return None
+
+
+def masked(completion: Completion) -> Completion:
+    """The completion with every secret in its text, transcript, error and extras masked (workspace kept)."""
+    out = Completion.from_dict(redact_obj(completion.to_dict()))
+    out.workspace = completion.workspace
+    return out
 
 
 class RolloutEngine:
@@ -44,6 +80,30 @@ class RolloutEngine:
         self.trajectories, self.keep_workspaces, self.log = trajectories, keep_workspaces, log
         self._write_lock = threading.Lock()
         self._fp = target.fingerprint()
+        self.reported_models: set[str] = set()  # model identities the target reported in its answers
+        self._recorded: set[tuple[str, str, int]] = set()
+
+    def open_trajectories(self, *, resume: bool) -> int:
+        """Start trajectories.jsonl afresh, or (resume) keep its rows, once each, and skip them from now on.
+        Returns the number of rows kept."""
+        if self.trajectories is None:
+            return 0
+        self._recorded = set()
+        if not resume or not self.trajectories.is_file():
+            write_text(self.trajectories, "", durable=False)
+            return 0
+        rows = []
+        for line in self.trajectories.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+                key = (row["phase"], row["task_id"], int(row["sample"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line from a crash of the machine
+            if key not in self._recorded:
+                self._recorded.add(key)
+                rows.append(line)
+        write_text(self.trajectories, "".join(r + "\n" for r in rows), durable=False)
+        return len(rows)
 
     def key(self, skill: str, task: Task, sample: int) -> str:
         return content_key("rollout", self._fp, skill, task.digest(), sample)
@@ -65,9 +125,18 @@ class RolloutEngine:
             if completion.workspace and not self.keep_workspaces:
                 remove_workspace(completion.workspace)
 
+    def _attempt(self, skill: str, task: Task, sample: int) -> Completion:
+        completion = self.target.run(skill, task, sample)
+        if completion.workspace is None and completion.error is None and not completion.text.strip():
+            if not getattr(self.target, "retry_empty", True):  # a deterministic model: asking again is futile
+                completion.error = "empty answer (the model returned no text)"
+                return completion
+            raise EmptyAnswer("the target returned an empty answer", completion.usage)
+        return completion
+
     def _one(self, skill: str, task: Task, sample: int, label: str) -> Rollout:
         key, scoring = self.key(skill, task, sample), self.scoring_key(task)
-        hit = self.cache.get("rollouts", key)
+        hit = self.cache.get("rollouts", key, valid=rollout_problem)
         # a cached answer is reused as is; under changed scorers it is re-scored for free, unless it was scored
         # from an agent's workspace, which is gone: then the rollout runs again
         if hit is not None and (hit.get("scoring") == scoring or not hit.get("workspace")):
@@ -83,24 +152,43 @@ class RolloutEngine:
         else:
             self.ledger.reserve("target")
             t0 = time.monotonic()
-            completion = with_retries(lambda: self.target.run(skill, task, sample), self.policy,
-                                      what=f"rollout of {task.id}", on_retry=lambda: self.ledger.retried("target"),
-                                      log=self.log)
+            price_model = getattr(self.target, "price_model", None)
+            cacheable = True
+            try:
+                completion = with_retries(
+                    charging_empty(lambda: self._attempt(skill, task, sample),
+                                   lambda usage: self.ledger.charge("target", price_model, usage)),
+                    self.policy, what=f"rollout of {task.id}", on_retry=lambda: self.ledger.retried("target"),
+                    log=self.log)
+            except EmptyAfterRetries as exc:
+                if self.log:
+                    self.log(f"warning: {exc}; scored as a failure and not cached")
+                completion, cacheable = Completion("", error=f"empty answer ({exc})", usage=Usage()), False
+            completion = masked(completion)
             had_workspace = completion.workspace is not None
-            score = self._score(task, completion)
-            self.ledger.charge("target", getattr(self.target, "price_model", None), completion.usage)
+            score = TaskScore.from_dict(redact_obj(self._score(task, completion).to_dict()))
+            self.ledger.charge("target", price_model, completion.usage)
             r = Rollout(task.id, sample, skill_hash(skill), completion, score, seconds=time.monotonic() - t0)
-            self.cache.put("rollouts", key, {"completion": completion.to_dict(), "score": score.to_dict(),
-                                             "scoring": scoring, "workspace": had_workspace, "seconds": r.seconds})
+            if cacheable:
+                self.cache.put("rollouts", key, {"completion": completion.to_dict(), "score": score.to_dict(),
+                                                 "scoring": scoring, "workspace": had_workspace,
+                                                 "seconds": r.seconds})
+        model = completion.extra.get("model")
+        if isinstance(model, str) and model:
+            with self._write_lock:
+                self.reported_models.add(model)
         self._record(r, label)
         return r
 
     def _record(self, r: Rollout, label: str) -> None:
         if self.trajectories is None:
             return
-        line = json.dumps({"phase": label, **r.to_dict(), "cached": r.cached}, ensure_ascii=False)
-        with self._write_lock, open(self.trajectories, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        with self._write_lock:
+            key = (label, r.task_id, r.sample)
+            if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
+                return
+            self._recorded.add(key)
+            append_json(self.trajectories, {"phase": label, **r.to_dict(), "cached": r.cached})
 
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "") -> dict[str, list[Rollout]]:
         """Run every task `samples` times; returns {task_id: [rollout per sample]} in a deterministic order.

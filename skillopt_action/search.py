@@ -8,7 +8,8 @@
    with a helpful rule, and a helpful rule is never judged by its bundle.
 4. Screening: each candidate is scored on the train tasks that motivated it plus `loop.screen_size` other tasks
    of this step's minibatch (the incumbent's scores on them are already known). Candidates that do worse there
-   stop; the rest go on. This costs a few rollouts per candidate instead of a val decision.
+   stop; the rest go on, the largest screening gain first. This costs a few rollouts per candidate instead of a
+   val decision.
 5. Val decisions: up to `gate.decisions` screened candidates per step, each a sequential test against the
    current skill (sequential.py) at its share of the run's alpha. Incumbent samples are cached and reused. An
    edit tested before against this skill resumes its test instead of starting over.
@@ -64,7 +65,9 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
             dropped.append({"edit": e.to_dict(), "reason": why})
         else:
             kept.append(e)
-    kept, blocked, warnings = screen(kept, rt.splits["val"] + rt.splits["test"], [r.completion.text for r in flat])
+    kept, blocked, warnings = screen(kept, rt.splits["val"] + rt.splits["test"], [r.completion.text for r in flat],
+                                     skill=current, policy=cfg.edit_policy,
+                                     inputs=[(f"the input of train task {t.id!r}", t.prompt_text()) for t in batch])
     dropped += blocked
 
     inc_train = {r.task_id: r for r in flat}
@@ -93,7 +96,8 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
 
     decisions = 0
     accepted: list[tuple[dict[str, Any], SequentialResult]] = []
-    for row in candidates:
+    # the most promising first: the step's few val decisions go to the candidates that gained most in screening
+    for row in sorted(candidates, key=lambda r: -(r["screen"] or {}).get("delta", 0.0)):
         if row["verdict"] is not None:
             continue
         if decisions >= min(cfg.gate.decisions, max_ops):

@@ -60,6 +60,8 @@ class SequentialSettings:
     min_delta: float = 0.0  # minimum mean gain per task (absolute)
     task_alpha: float = 0.25  # the per-task gains must pass a sign-flip test at this level
     harm_alpha: float = 0.05  # below this one-sided p for a loss, the candidate is called harmful
+    no_regression: bool = False  # reject a candidate that makes any single task significantly worse
+    regression_alpha: float = 0.05  # per-task level of "significantly worse" for no_regression
     seed: int = 0  # for the sign-flip test's Monte Carlo path (more than 16 non-zero tasks)
 
     def __post_init__(self) -> None:
@@ -76,8 +78,8 @@ class SequentialSettings:
 @dataclass
 class SequentialResult:
     accepted: bool
-    verdict: str  # accepted | not_better | harmful | inconclusive
-    boundary: str  # efficacy | futility | harm | max_rounds
+    verdict: str  # accepted | not_better | harmful | inconclusive | regression
+    boundary: str  # efficacy | futility | harm | max_rounds | no_regression
     reason: str
     mode: str
     n_tasks: int
@@ -165,6 +167,16 @@ class SequentialTest:
         guard = st["task_p"] <= s.task_alpha + TOL
         big_enough = st["delta"] >= s.min_delta - TOL
         n = len(self.tasks)
+        if s.no_regression:
+            broken = [t for t in st["per_task"] if t["p_worse"] <= s.regression_alpha]
+            if broken:
+                names = ", ".join(t["task_id"] for t in broken[:5])
+                return self._decide(False, "regression", "no_regression", st, spent,
+                                    f"rejected at round {r + 1}: makes {len(broken)} task(s) significantly worse "
+                                    f"({names}) although the mean changes by {st['delta']:+.3f} (gate.no_regression)")
+            dropping = [t for t in st["per_task"] if t["delta"] < -TOL]
+            if dropping and not last and st["delta"] > TOL:
+                return None  # a task got worse: look again with more samples of it before accepting anything
         if st["delta"] > TOL and st["p"] <= alpha_r and guard and big_enough:
             return self._decide(True, "accepted", "efficacy", st, spent,
                                 f"accepted at round {r + 1}: {st['delta']:+.3f} mean gain over {n} tasks "
@@ -236,9 +248,11 @@ class SequentialTest:
             inc_means.append(mi)
             cand_means.append(mc)
             deltas.append(mc - mi)
+            stratum = ([quantise(v) for v in inc], [quantise(v) for v in cand])
             per_task.append({"task_id": t, "incumbent": round(mi, 4), "candidate": round(mc, 4),
-                             "delta": round(mc - mi, 4), "samples": len(inc)})
-            strata.append(([quantise(v) for v in inc], [quantise(v) for v in cand]))
+                             "delta": round(mc - mi, 4), "samples": len(inc),
+                             "p_worse": stratified_p([stratum])[1] if mc < mi - TOL else 1.0})
+            strata.append(stratum)
         p, p_harm = stratified_p(strata)
         wins = sum(1 for d in deltas if d > TOL)
         losses = sum(1 for d in deltas if d < -TOL)

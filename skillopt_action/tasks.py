@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigErrors
 from .scorers import validate_spec
 from .types import Task
 from .yamlfile import Located, load
@@ -137,9 +137,21 @@ def _parse_task(raw: Any, file: str, line: int, base_dir: Path, defaults: dict) 
                 pass_threshold=float(pt) if pt is not None else None)
 
 
-def load_task_file(path: Path) -> list[Task]:
+def load_task_file(path: Path, problems: list[ConfigError] | None = None) -> list[Task]:
+    """The tasks of one YAML/JSONL file. Raises the first ConfigError, or, when `problems` is given, appends
+    every bad task's error to it and returns the good tasks (how `skillopt validate` reports all at once)."""
     file = str(path)
     base = path.parent
+
+    def parse(raw: Any, line: int, defaults: dict) -> Task | None:
+        if problems is None:
+            return _parse_task(raw, file, line, base, defaults)
+        try:
+            return _parse_task(raw, file, line, base, defaults)
+        except ConfigError as exc:
+            problems.extend(ConfigErrors.of(exc))
+            return None
+
     if path.suffix == ".jsonl":
         tasks = []
         for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -148,9 +160,15 @@ def load_task_file(path: Path) -> list[Task]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"invalid JSON: {exc.msg} (column {exc.colno})", file, n,
-                                  "each line must be one complete JSON object") from None
-            tasks.append(_parse_task(obj, file, n, base, {}))
+                error = ConfigError(f"invalid JSON: {exc.msg} (column {exc.colno})", file, n,
+                                    "each line must be one complete JSON object")
+                if problems is None:
+                    raise error from None
+                problems.append(error)
+                continue
+            task = parse(obj, n, {})
+            if task is not None:
+                tasks.append(task)
         return tasks
     data = load(path)
     defaults: dict = {}
@@ -174,33 +192,47 @@ def load_task_file(path: Path) -> list[Task]:
     if not isinstance(data, list):
         raise ConfigError("a task file must hold a list of tasks", file, getattr(data, "line", 1),
                           "write `tasks:` followed by `- id: ...` entries")
-    return [_parse_task(t, file, data.line_of(i) if hasattr(data, "line_of") else 1, base, defaults)
-            for i, t in enumerate(data)]
+    parsed = [parse(t, data.line_of(i) if hasattr(data, "line_of") else 1, defaults) for i, t in enumerate(data)]
+    return [t for t in parsed if t is not None]
 
 
 def load_tasks(
-    patterns: list[str], root: Path, config_file: str | None = None, config_line: int | None = None
+    patterns: list[str], root: Path, config_file: str | None = None, config_line: int | None = None,
+    problems: list[ConfigError] | None = None,
 ) -> list[Task]:
+    """Every task of the files the globs match, with unique ids. Raises the first ConfigError, or, when
+    `problems` is given, collects every error of every file in it and returns the tasks that loaded."""
+    def report(error: ConfigError) -> None:
+        if problems is None:
+            raise error
+        problems.extend(ConfigErrors.of(error))
+
     files: list[Path] = []
     for pat in patterns:
         matched = sorted(Path(p) for p in glob.glob(str(root / pat), recursive=True))
         matched = [p for p in matched if p.is_file() and p.suffix in (".yml", ".yaml", ".jsonl")]
         if not matched:
-            raise ConfigError(f"task glob {pat!r} matches no .yml/.yaml/.jsonl file (relative to {root})",
-                              config_file, config_line, "fix the glob under `tasks:`, or create the task file")
+            report(ConfigError(f"task glob {pat!r} matches no .yml/.yaml/.jsonl file (relative to {root})",
+                               config_file, config_line, "fix the glob under `tasks:`, or create the task file"))
         files.extend(p for p in matched if p not in files)
     tasks: list[Task] = []
     seen: dict[str, str] = {}
     for f in files:
-        for t in load_task_file(f):
+        try:
+            loaded = load_task_file(f, problems)
+        except ConfigError as exc:  # a whole file is unusable (bad YAML, wrong shape): report it, go on
+            report(exc)
+            continue
+        for t in loaded:
             if t.id in seen:
                 file, _, line = t.source.rpartition(":")
-                raise ConfigError(f"duplicate task id {t.id!r} (first defined at {seen[t.id]})", file, int(line),
-                                  "give every task a unique id")
+                report(ConfigError(f"duplicate task id {t.id!r} (first defined at {seen[t.id]})", file, int(line),
+                                   "give every task a unique id"))
+                continue
             seen[t.id] = t.source
             tasks.append(t)
-    if not tasks:
-        raise ConfigError("no tasks found", config_file, config_line, "add tasks to the task files")
+    if not tasks and not problems:
+        report(ConfigError("no tasks found", config_file, config_line, "add tasks to the task files"))
     return tasks
 
 

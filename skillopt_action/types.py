@@ -83,6 +83,7 @@ class Usage:
 class Reply:
     text: str
     usage: Usage
+    model: str | None = None  # the model identity the provider reported (e.g. a dated snapshot name)
 
 
 @dataclass

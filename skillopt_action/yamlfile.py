@@ -39,6 +39,35 @@ class LocatedList(list):
         return self.lines.get(index, self.line)
 
 
+def kind_of(value: Any) -> str:
+    """What a YAML value is, in the words of the config reference (never an internal type name such as
+    LocatedList), for error messages."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a value"
+
+
+def plain(value: Any) -> Any:
+    """A loaded YAML value as plain data (Located -> dict, LocatedList -> list), for messages."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def _loader_for(file: str):
     class _Loader(yaml.SafeLoader):
         pass

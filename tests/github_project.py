@@ -1,6 +1,7 @@
-"""A small skillopt project in a git repository, a scripted model for it, and GitHub event payloads.
+"""A small skillopt project in a git repository, a scripted model for it, GitHub event payloads, and the
+`World` the in-process GitHub tests run in (the fake GitHub, the scripted model server, the repository).
 
-Shared by tests/test_github_action.py (in-process `action.run`) and tests/test_github_e2e.py (`act`).
+Shared by tests/test_github_*.py (in-process `action.run`) and tests/test_github_e2e.py (`act`).
 
 The "model": the target answers the word in the task input; it answers in capitals only when the
 skill (its system prompt) says UPPERCASE. Every task wants capitals, so a skill edit that says so is
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -80,9 +82,10 @@ def commit_on_branch(path: Path, branch: str, files: dict[str, str], base: str =
     return git(path, "rev-parse", "HEAD")
 
 
-def edits_json(text: str) -> str:
+def edits_json(text: str, *more: str) -> str:
     return json.dumps({"analysis": "The tasks want capital letters.",
-                       "edits": [{"op": "add", "anchor": "## Answering", "content": text, "rationale": "failing tasks expect capitals"}]})
+                       "edits": [{"op": "add", "anchor": "## Answering", "content": t, "rationale": "failing tasks expect capitals"}
+                                 for t in (text, *more)]})
 
 
 def answer(system: str, user_text: str) -> str:
@@ -99,12 +102,25 @@ def script(edit_text: str = EDIT_TEXT) -> dict:
     return {"rules": rules, "default_text": "none"}
 
 
-def responder_for(edit_text: str = EDIT_TEXT):
+def responder_for(edit_text: str = EDIT_TEXT, *more: str):
+    """The scripted model: the optimizer proposes `edit_text` (and `more` edits, in that order)."""
     from model_server import Text
 
     def respond(req):
         if req.model == "optimizer-model":
-            return Text(edits_json(edit_text))
+            return Text(edits_json(edit_text, *more))
+        return Text(answer(req.system or "", req.last_user_text or ""))
+
+    return respond
+
+
+def responder_then(first: str, then: str):
+    """The optimizer proposes `first` until the skill it is shown contains it, then `then` (one per step)."""
+    from model_server import Text
+
+    def respond(req):
+        if req.model == "optimizer-model":
+            return Text(edits_json(then if first in (req.last_user_text or "") else first))
         return Text(answer(req.system or "", req.last_user_text or ""))
 
     return respond
@@ -137,12 +153,15 @@ def dispatch_payload(full_name: str, inputs: dict) -> dict:
 
 
 def pull_request_payload(full_name: str, number: int, head_ref: str, head_sha: str, base_sha: str, head_repo: str | None = None,
-                         action: str = "opened") -> dict:
-    p = _example("pull_request.opened.json" if action == "opened" else "pull_request.synchronize.json")
+                         action: str = "opened", draft: bool = False, sender: str | None = None) -> dict:
+    p = _example(f"pull_request.{action}.json")
     _repo_block(p, full_name)
     pr = p["pull_request"]
     pr["number"] = number
+    pr["draft"] = draft
     p["number"] = number
+    if sender:
+        p["sender"]["login"] = sender
     pr["head"].update({"ref": head_ref, "sha": head_sha})
     pr["head"]["repo"]["full_name"] = head_repo or full_name
     pr["base"].update({"ref": "main", "sha": base_sha})
@@ -163,3 +182,106 @@ def comment_payload(full_name: str, number: int, comment_id: int, body: str, log
     p["comment"].update({"id": comment_id, "body": body})
     p["comment"]["user"].update({"login": login, "type": user_type})
     return p
+
+
+# ---- the in-process world: fake GitHub + scripted model + the repository, for `action.run(env)`
+
+REPO = "acme/skills"
+TOKEN = "ghs_actions_token_for_tests"
+BOT = "github-actions[bot]"
+UPPER_SKILL = SKILL.replace("- Answer with the requested word only.\n", "- Answer with the requested word only.\n- Write it in UPPERCASE.\n")
+
+
+class World:
+    def __init__(self, tmp: Path, fake, model):
+        self.tmp, self.fake, self.model = tmp, fake, model
+        self.ws = tmp / "ws"
+        self.main_sha = make_repo(self.ws)
+        self.repo = fake.add_repo(REPO)
+        self.repo.refs["refs/heads/main"] = fake.import_git(self.repo, self.ws, "main")
+        self.repo.permissions.update({"maintainer": "maintain", "admin-person": "admin", "visitor": "read", "writer": "write"})
+        self.runs = 0
+
+    def env(self, event: str, payload: dict, sha: str | None = None, token: str = TOKEN, **inputs: str) -> dict:
+        self.runs += 1
+        path = self.tmp / f"event-{self.runs}.json"
+        path.write_text(json.dumps(payload))
+        env = {"GITHUB_EVENT_NAME": event, "GITHUB_EVENT_PATH": str(path), "GITHUB_REPOSITORY": REPO,
+               "GITHUB_API_URL": self.fake.base, "GITHUB_SERVER_URL": self.fake.host, "GITHUB_RUN_ID": str(4000 + self.runs),
+               "GITHUB_RUN_ATTEMPT": "1", "GITHUB_SHA": sha or self.main_sha, "GITHUB_WORKSPACE": str(self.ws),
+               "GITHUB_ACTOR": "octocat",
+               "GITHUB_OUTPUT": str(self.tmp / f"output-{self.runs}"), "GITHUB_STEP_SUMMARY": str(self.tmp / f"summary-{self.runs}.md"),
+               "RUNNER_TEMP": str(self.tmp), "INPUT_GITHUB-TOKEN": token, "INPUT_CONFIG": ".github/skillopt.yml",
+               "INPUT_COMMAND": "auto", "INPUT_DRY-RUN": "false", "SKILLOPT_GITHUB_THROTTLE": "0"}
+        env.update({f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()})
+        return env
+
+    def run(self, env: dict) -> int:
+        from skillopt_action.github import action
+
+        shutil.rmtree(self.ws / ".skillopt" / "cache", ignore_errors=True)  # each Actions run starts from a fresh checkout
+        self.mark = len(self.fake.requests)
+        self.model_mark = len(self.model.requests)
+        return action.run(env)
+
+    def writes(self) -> list[dict]:
+        """The requests of the latest run that were not GETs."""
+        return [r for r in self.fake.requests[self.mark:] if r["method"] != "GET"]
+
+    def model_calls(self) -> int:
+        """Model requests of the latest run."""
+        return len(self.model.requests) - self.model_mark
+
+    def outputs(self) -> dict[str, str]:
+        text = (self.tmp / f"output-{self.runs}").read_text()
+        out, lines = {}, iter(text.splitlines())
+        for line in lines:
+            key, delim = line.split("<<")
+            out[key] = next(lines)
+            assert next(lines) == delim
+        return out
+
+    def summary(self) -> str:
+        return (self.tmp / f"summary-{self.runs}.md").read_text()
+
+    def open_pr(self, branch: str, skill: str, user: str = "octocat", head_repo: str | None = None, draft: bool = False) -> tuple[dict, str]:
+        sha = commit_on_branch(self.ws, branch, {"SKILL.md": skill})
+        git(self.ws, "checkout", "-q", "main")
+        self.fake.import_git(self.repo, self.ws, sha)
+        if head_repo is None:
+            self.repo.refs[f"refs/heads/{branch}"] = sha
+        pr = self.fake.add_pull(self.repo, head_ref=branch, head_sha=sha, base_ref="main", title="Edit skill", user=user,
+                                head_repo=head_repo, draft=draft)
+        return pr, sha
+
+    def comment(self, pr_number: int, body: str, login: str, **kw) -> dict:
+        c = self.fake.add_comment(self.repo, pr_number, body, login)
+        return comment_payload(REPO, pr_number, c["id"], body, login, **kw) | {"_id": c["id"]}
+
+    def bot_comments(self, pr_number: int) -> list[dict]:
+        return [c for c in self.fake.comments_on(REPO, pr_number) if c["user"] == BOT]
+
+    def memory(self) -> list[dict]:
+        path = self.ws / ".skillopt" / "memory" / "rejected-edits.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+def world_fixture(tmp_path: Path, monkeypatch):
+    """The body of each GitHub test module's `world` fixture: 0 spec violations and a clean model server at the end."""
+    from github_server import FakeGitHub
+    from model_server import ModelServer
+
+    fake = FakeGitHub()
+    fake.add_token(TOKEN, BOT, installation=True)
+    fake.start()
+    model = ModelServer(responder=responder_for(EDIT_TEXT))
+    model.start()
+    monkeypatch.setenv("OPENAI_BASE_URL", model.openai_base_url)
+    monkeypatch.setenv("SKILLOPT_TEST_KEY", "sk-test-secret-value")
+    try:
+        yield World(tmp_path, fake, model)
+        assert fake.violations == [], fake.violations
+        model.check()
+    finally:
+        fake.stop()
+        model.close()

@@ -12,6 +12,14 @@ reactions, labels, requested reviewers, check runs and collaborator permissions.
 fields PyGithub reads, with URLs pointing back at this server (under /api/v3, like GitHub Enterprise
 Server, so nothing can work by accident against api.github.com).
 
+Tokens behave like GitHub's: an installation token (the Actions GITHUB_TOKEN, or a GitHub App's) has a
+permission per category (contents, pull_requests, issues, checks; "write" unless the test says otherwise,
+e.g. the read-only token of a fork pull request), gets 403 "Resource not accessible by integration" for a
+write it lacks, cannot read /user, and sees no `permissions` object in GET /repos/{owner}/{repo}. A user
+token (a PAT) acts with the user's role in the repository and sees that role as `permissions`. A repository's
+`actions_can_create_prs` is the setting "Allow GitHub Actions to create and approve pull requests": when it
+is off, POST /pulls with the github-actions[bot] token answers GitHub's 403.
+
 Run standalone (for `act`): python tests/github_server.py --port 0 --port-file F --state S.json
 """
 
@@ -37,6 +45,20 @@ import jsonschema
 SPEC_PATH = Path(__file__).parent / "data" / "github-openapi-subset.json.gz"
 PREFIX = "/api/v3"
 ACTIONS_BOT = "github-actions[bot]"
+ROLES = ["none", "read", "triage", "write", "maintain", "admin"]
+# What GitHub gives the workflow of a pull request from a fork (and Dependabot's): read, nothing else.
+READ_ONLY = {"contents": "read", "pull_requests": "read", "issues": "read", "checks": "read"}
+# The permission category each write needs (GitHub's "Permissions required for GitHub Apps"); comments,
+# reactions and labels on a pull request accept either issues or pull_requests write.
+WRITES = {
+    "git/create-ref": ("contents",), "git/update-ref": ("contents",), "git/delete-ref": ("contents",),
+    "git/create-commit": ("contents",), "git/create-tree": ("contents",),
+    "pulls/create": ("pull_requests",), "pulls/update": ("pull_requests",), "pulls/request-reviewers": ("pull_requests",),
+    "issues/create-comment": ("issues", "pull_requests"), "issues/update-comment": ("issues", "pull_requests"),
+    "reactions/create-for-issue-comment": ("issues", "pull_requests"), "issues/add-labels": ("issues", "pull_requests"),
+    "checks/create": ("checks",), "checks/update": ("checks",),
+}
+ACTIONS_PR_REFUSED = "GitHub Actions is not permitted to create or approve pull requests."
 
 
 class ApiError(Exception):
@@ -192,6 +214,7 @@ class Repo:
         self.trees: dict[str, dict[str, str]] = {}  # tree sha -> {path: blob sha}
         self.commits: dict[str, dict] = {}
         self.permissions: dict[str, str] = {}  # login -> admin|maintain|write|triage|read|none
+        self.actions_can_create_prs = True  # Settings -> Actions -> General -> Workflow permissions
 
 
 class FakeGitHub:
@@ -242,10 +265,12 @@ class FakeGitHub:
         self.users[login] = user
         return user
 
-    def add_token(self, token: str, login: str, installation: bool = False) -> None:
+    def add_token(self, token: str, login: str, installation: bool = False, permissions: dict[str, str] | None = None) -> None:
+        """`permissions` (installation tokens): {"contents"|"pull_requests"|"issues"|"checks": "read"|"write"};
+        categories not given are "write". READ_ONLY is what GitHub gives a fork pull request's workflow."""
         if login not in self.users:
             self.add_user(login, "Bot" if login.endswith("[bot]") else "User")
-        self.tokens[token] = {"login": login, "installation": installation}
+        self.tokens[token] = {"login": login, "installation": installation, "permissions": dict(permissions or {})}
 
     def add_repo(self, full_name: str, default_branch: str = "main") -> Repo:
         repo = Repo(full_name, default_branch, repo_id=len(self.repos) + 1)
@@ -296,14 +321,14 @@ class FakeGitHub:
         return {p: repo.blobs[b] for p, b in repo.trees[commit["tree"]].items()}
 
     def add_pull(self, repo: Repo, *, head_ref: str, head_sha: str, base_ref: str, title: str, body: str = "",
-                 user: str = "octocat", head_repo: str | None = None) -> dict:
+                 user: str = "octocat", head_repo: str | None = None, draft: bool = False) -> dict:
         with self.lock:
             self.issue_counter[repo.full_name] += 1
             number = self.issue_counter[repo.full_name]
             pr = {"number": number, "id": self.next_id(), "title": title, "body": body, "state": "open", "merged": False,
                   "head_ref": head_ref, "head_sha": head_sha, "head_repo": head_repo or repo.full_name, "base_ref": base_ref,
                   "user": user, "labels": [], "requested_reviewers": [], "created_at": _now(), "updated_at": _now(),
-                  "closed_by": None}
+                  "closed_by": None, "draft": draft}
             self.pulls[(repo.full_name, number)] = pr
             return pr
 
@@ -314,6 +339,13 @@ class FakeGitHub:
                  "created_at": _now(), "updated_at": _now(), "reactions": []}
             self.comments[cid] = c
             return c
+
+    def close_pull(self, repo: Repo, number: int, by: str) -> dict:
+        """A person closes a pull request without merging it (in the web UI)."""
+        with self.lock:
+            pr = self.pulls[(repo.full_name, number)]
+            pr["state"], pr["closed_at"], pr["closed_by"], pr["updated_at"] = "closed", _now(), by, _now()
+            return pr
 
     # ---- queries for tests
     def pulls_of(self, full_name: str) -> list[dict]:
@@ -332,12 +364,21 @@ class FakeGitHub:
                 "url": f"{self.base}/users/{urllib.parse.quote(login)}", "html_url": f"{self.host}/{login}",
                 "avatar_url": f"{self.host}/avatars/{u['id']}"}
 
-    def repo_json(self, repo: Repo) -> dict:
-        return {"id": repo.id, "node_id": f"R_{repo.id}", "name": repo.name, "full_name": repo.full_name,
-                "owner": self.user_json(repo.owner), "private": False, "fork": False,
-                "default_branch": repo.default_branch, "url": f"{self.base}/repos/{repo.full_name}",
-                "html_url": f"{self.host}/{repo.full_name}", "clone_url": f"{self.host}/{repo.full_name}.git",
-                "permissions": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True}}
+    def repo_json(self, repo: Repo, who: dict | None = None) -> dict:
+        j = {"id": repo.id, "node_id": f"R_{repo.id}", "name": repo.name, "full_name": repo.full_name,
+             "owner": self.user_json(repo.owner), "private": False, "fork": False,
+             "default_branch": repo.default_branch, "url": f"{self.base}/repos/{repo.full_name}",
+             "html_url": f"{self.host}/{repo.full_name}", "clone_url": f"{self.host}/{repo.full_name}.git"}
+        if who is not None and not who["installation"]:  # GitHub shows `permissions` to user tokens only
+            rank = ROLES.index(self.role_of(repo, who["login"]))
+            j["permissions"] = {name: rank >= ROLES.index(role) for name, role in
+                                (("admin", "admin"), ("maintain", "maintain"), ("push", "write"), ("triage", "triage"), ("pull", "read"))}
+        return j
+
+    def role_of(self, repo: Repo, login: str) -> str:
+        if login == repo.owner:
+            return "admin"
+        return repo.permissions.get(login, "read")
 
     def pull_json(self, repo: Repo, pr: dict) -> dict:
         url = f"{self.base}/repos/{repo.full_name}"
@@ -349,7 +390,7 @@ class FakeGitHub:
                 "issue_url": f"{url}/issues/{pr['number']}", "comments_url": f"{url}/issues/{pr['number']}/comments",
                 "labels": [{"id": i + 1, "name": n, "color": "ededed", "default": False, "url": f"{url}/labels/{n}"} for i, n in enumerate(pr["labels"])],
                 "requested_reviewers": [self.user_json(r) for r in pr["requested_reviewers"]],
-                "merged": pr["merged"], "draft": False, "created_at": pr["created_at"], "updated_at": pr["updated_at"],
+                "merged": pr["merged"], "draft": pr.get("draft", False), "created_at": pr["created_at"], "updated_at": pr["updated_at"],
                 "closed_at": pr.get("closed_at"), "merged_at": None,
                 "head": {"ref": pr["head_ref"], "sha": pr["head_sha"], "label": f"{head_repo.owner}:{pr['head_ref']}",
                          "repo": self.repo_json(head_repo), "user": self.user_json(head_repo.owner)},
@@ -359,6 +400,7 @@ class FakeGitHub:
     def issue_json(self, repo: Repo, pr: dict) -> dict:
         j = self.pull_json(repo, pr)
         return {k: j[k] for k in ("id", "node_id", "number", "state", "title", "body", "user", "labels", "created_at", "updated_at", "closed_at")} | {
+            "closed_by": self.user_json(pr["closed_by"]) if pr.get("closed_by") else None,
             "url": j["issue_url"], "html_url": j["html_url"], "comments_url": j["comments_url"], "comments": len(self.comments_on(repo.full_name, pr["number"])),
             "pull_request": {"url": j["url"], "html_url": j["html_url"]}, "locked": False, "assignees": []}
 
@@ -447,6 +489,19 @@ class FakeGitHub:
             raise ApiError(404, "Not Found")
         return c
 
+    def _authorize(self, op_id: str, repo: Repo, who: dict) -> None:
+        need = WRITES.get(op_id)
+        if need is None:
+            return
+        if who["installation"]:
+            if not any(who["permissions"].get(cat, "write") == "write" for cat in need):
+                raise ApiError(403, "Resource not accessible by integration")
+        elif op_id.startswith("checks/"):  # the Checks API is for GitHub Apps only
+            raise ApiError(403, "You must authenticate via a GitHub App.")
+        elif op_id not in ("issues/create-comment", "reactions/create-for-issue-comment"):  # anyone may comment
+            if ROLES.index(self.role_of(repo, who["login"])) < ROLES.index("write"):
+                raise ApiError(403, "Must have push access to repository")
+
     def route(self, op_id: str, v: dict, q: dict, body: Any, who: dict) -> tuple[int, Any, dict[str, str]]:
         login = who["login"]
         if op_id == "users/get-authenticated":
@@ -454,9 +509,10 @@ class FakeGitHub:
                 raise ApiError(403, "Resource not accessible by integration")
             return 200, self.user_json(login), {}
         repo = self._repo(v)
+        self._authorize(op_id, repo, who)
         base = f"{self.base}/repos/{repo.full_name}"
         if op_id == "repos/get":
-            return 200, self.repo_json(repo), {}
+            return 200, self.repo_json(repo, who), {}
         if op_id == "repos/get-content":
             ref = q.get("ref", [repo.default_branch])[0]
             sha = repo.refs.get(f"refs/heads/{ref}", ref)
@@ -499,6 +555,17 @@ class FakeGitHub:
             repo.refs[ref] = sha
             self._sync_pull_heads(repo, ref)
             return 200, self.ref_json(repo, ref), {}
+        if op_id == "git/delete-ref":
+            ref = "refs/" + v["ref"]
+            if ref not in repo.refs:
+                raise ApiError(422, "Reference does not exist")
+            if ref == f"refs/heads/{repo.default_branch}":
+                raise ApiError(422, "Cannot delete the default branch")
+            del repo.refs[ref]
+            for pr in self.pulls_of(repo.full_name):  # GitHub closes the open pull requests of a deleted branch
+                if pr["state"] == "open" and f"refs/heads/{pr['head_ref']}" == ref and pr["head_repo"] == repo.full_name:
+                    pr["state"], pr["closed_at"], pr["closed_by"] = "closed", _now(), login
+            return 204, None, {}
         if op_id == "git/get-commit":
             if v["commit_sha"] not in repo.commits:
                 raise ApiError(404, "Not Found")
@@ -508,8 +575,10 @@ class FakeGitHub:
             if sha not in repo.commits:
                 raise ApiError(422, f"No commit found for SHA: {v['ref']}")
             g = self.git_commit_json(repo, sha)
+            author = repo.commits[sha]["author"]  # GitHub links the commit to an account when it knows the author
+            account = self.user_json(author) if author in self.users else None
             return 200, {"sha": sha, "node_id": g["node_id"], "url": f"{base}/commits/{sha}", "html_url": g["html_url"],
-                         "commit": g, "parents": g["parents"], "files": [], "author": None, "committer": None}, {}
+                         "commit": g, "parents": g["parents"], "files": [], "author": account, "committer": account}, {}
         if op_id == "git/create-tree":
             entries = dict(repo.trees[body["base_tree"]]) if body.get("base_tree") else {}
             if body.get("base_tree") and body["base_tree"] not in repo.trees:
@@ -554,6 +623,8 @@ class FakeGitHub:
                 out.append(self.pull_json(repo, pr))
             return self._page(out, q, f"{base}/pulls")
         if op_id == "pulls/create":
+            if login == ACTIONS_BOT and who["installation"] and not repo.actions_can_create_prs:
+                raise ApiError(403, ACTIONS_PR_REFUSED)
             head = body["head"].split(":")[-1]
             if f"refs/heads/{head}" not in repo.refs:
                 raise ApiError(422, "Validation Failed: head does not exist")
@@ -587,14 +658,13 @@ class FakeGitHub:
             return 201, self.pull_json(repo, pr), {}
         if op_id == "issues/get":
             return 200, self.issue_json(repo, self._pull(repo, v["issue_number"])), {}
-        if op_id == "issues/update":
+        if op_id == "issues/add-labels":
             pr = self._pull(repo, v["issue_number"])
-            if "labels" in body:
-                pr["labels"] = [x if isinstance(x, str) else x["name"] for x in body["labels"]]
-            for key in ("title", "body"):
-                if key in body:
-                    pr[key] = body[key]
-            return 200, self.issue_json(repo, pr), {}
+            for label in body["labels"]:
+                name = label if isinstance(label, str) else label["name"]
+                if name not in pr["labels"]:
+                    pr["labels"].append(name)
+            return 200, self.pull_json(repo, pr)["labels"], {}
         if op_id == "issues/list-comments":
             self._pull(repo, v["issue_number"])
             items = [self.comment_json(c) for c in self.comments_on(repo.full_name, int(v["issue_number"]))]
@@ -620,8 +690,10 @@ class FakeGitHub:
             return 201, self._reaction_json(r), {}
         if op_id == "repos/get-collaborator-permission-level":
             perm = repo.permissions.get(v["username"])
-            if perm is None:
-                raise ApiError(404, f"{v['username']} is not a user")
+            if perm is None:  # on a public repository every account can read
+                if v["username"] not in self.users:
+                    raise ApiError(404, f"{v['username']} is not a user")
+                perm = "read"
             legacy = {"maintain": "write", "triage": "read"}.get(perm, perm)
             return 200, {"permission": legacy, "role_name": perm, "user": self.user_json(v["username"])}, {}
         if op_id == "checks/create":
@@ -739,7 +811,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers = 200, self.fake.dump(), {}
         else:
             status, payload, headers = self.fake.handle(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
-        data = json.dumps(payload).encode()
+        data = b"" if status == 204 else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -753,13 +825,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def load_state(fake: FakeGitHub, state: dict) -> None:
-    """Seed from JSON: {"tokens": {tok: login}, "installation_tokens": [...], "repos": [{"full_name", "default_branch",
-    "git": workdir, "branches": {name: rev}, "permissions": {login: perm}, "pulls": [...]}]}"""
+    """Seed from JSON: {"tokens": {tok: login}, "installation_tokens": [...], "read_only_tokens": [...],
+    "repos": [{"full_name", "default_branch", "git": workdir, "branches": {name: rev}, "permissions": {login: perm},
+    "actions_can_create_prs": bool, "pulls": [...]}]}"""
     for token, login in state.get("tokens", {}).items():
-        fake.add_token(token, login, installation=token in state.get("installation_tokens", []))
+        fake.add_token(token, login, installation=token in state.get("installation_tokens", []),
+                       permissions=READ_ONLY if token in state.get("read_only_tokens", []) else None)
     for r in state.get("repos", []):
         repo = fake.add_repo(r["full_name"], r.get("default_branch", "main"))
         repo.permissions.update(r.get("permissions", {}))
+        repo.actions_can_create_prs = r.get("actions_can_create_prs", True)
         for branch, rev in r.get("branches", {}).items():
             repo.refs[f"refs/heads/{branch}"] = fake.import_git(repo, r["git"], rev)
         for extra in r.get("commits", []):
@@ -767,7 +842,7 @@ def load_state(fake: FakeGitHub, state: dict) -> None:
         for p in r.get("pulls", []):
             fake.add_pull(repo, head_ref=p["head_ref"], head_sha=fake.import_git(repo, r["git"], p["head_rev"]),
                           base_ref=p.get("base_ref", repo.default_branch), title=p.get("title", "PR"), user=p.get("user", "octocat"),
-                          head_repo=p.get("head_repo"))
+                          head_repo=p.get("head_repo"), draft=p.get("draft", False))
         for c in r.get("comments", []):
             fake.add_comment(repo, c["issue_number"], c["body"], c["user"])
 

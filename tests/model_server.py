@@ -163,6 +163,7 @@ class Text:
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish: str = "stop"  # "stop" or "length"
+    model: str | None = None  # the model name the response reports (default: the requested one)
 
     def __post_init__(self) -> None:
         if self.finish not in ("stop", "length"):
@@ -511,6 +512,7 @@ class _Turn:
     input_tokens: int
     output_tokens: int
     truncated: bool
+    model: str | None = None  # overrides the model name the response reports
 
 
 def _turn(spec: Text | ToolCall, req: Request) -> _Turn:
@@ -522,7 +524,7 @@ def _turn(spec: Text | ToolCall, req: Request) -> _Turn:
         out_text = (spec.text or "") + spec.name + json.dumps(spec.arguments)
     inp = spec.input_tokens if spec.input_tokens is not None else _estimate_tokens(req.text)
     out = spec.output_tokens if spec.output_tokens is not None else _estimate_tokens(out_text)
-    return _Turn(text, tool, inp, out, truncated)
+    return _Turn(text, tool, inp, out, truncated, spec.model if isinstance(spec, Text) else None)
 
 
 class _Sink:
@@ -566,7 +568,7 @@ def _chat_finish(t: _Turn) -> str:
 
 
 def _render_chat(t: _Turn, req: Request, sink: _Sink, first_event_only: bool = False) -> None:
-    cid, created, model = _new_id("chatcmpl-"), int(time.time()), req.model or "test-model"
+    cid, created, model = _new_id("chatcmpl-"), int(time.time()), t.model or req.model or "test-model"
     call_id = (t.tool.id or _new_id("call_")) if t.tool else None
     if not req.stream:
         message: dict = {"role": "assistant", "content": t.text if (t.text or not t.tool) else None,
@@ -715,7 +717,7 @@ def _anthropic_usage(input_tokens: int, output_tokens: int) -> dict:
 
 
 def _render_messages(t: _Turn, req: Request, sink: _Sink, first_event_only: bool = False) -> None:
-    mid, model = _new_id("msg_"), req.model or "test-model"
+    mid, model = _new_id("msg_"), t.model or req.model or "test-model"
     stop = "tool_use" if t.tool else ("max_tokens" if t.truncated else "end_turn")
     blocks: list[dict] = []
     if t.text or not t.tool:

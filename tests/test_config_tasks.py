@@ -54,7 +54,7 @@ def test_minimal_config_gets_sensible_defaults(tmp_path):
 @pytest.mark.parametrize("body,line,needle,fix", [
     ("skill: SKILL.md\ntasks: evals/*.yml\nloop:\n  epoch: 3\n", 4, "unknown key 'epoch'", "did you mean `epochs`"),
     ("skill: SKILL.md\ntasks: evals/*.yml\ngate:\n  mode: pairwise\n", 4, "invalid value 'pairwise'", "`paired`"),
-    ("skill: SKILL.md\ntasks: evals/*.yml\nloop:\n  epochs: two\n", 4, "must be integer", "epochs"),
+    ("skill: SKILL.md\ntasks: evals/*.yml\nloop:\n  epochs: two\n", 4, "must be an integer, not a string", "epochs"),
     ("skill: SKILL.md\ntasks: evals/*.yml\ngate:\n  alpha: 1.5\n", 4, "must be < 1", "alpha"),
     ("tasks: evals/*.yml\n", 1, "missing required key 'skill'", "skill: SKILL.md"),
     ("skill: NOPE.md\ntasks: evals/*.yml\n", 1, "skill file 'NOPE.md' not found", "relative to the repository root"),

@@ -40,7 +40,7 @@ def accept_rate(tmp_path, server, mode: str, runs: int) -> float:
         out = tmp_path / mode / f"out{i}"
         assert main(["compare", "--config", str(cfg), "--out", str(out), "--quiet", "--no-cache", "--splits", "val",
                      "--base-skill", str(base), "--skill", str(cand)]) == 0
-        accepted += json.loads((out / "report.json").read_text())["improved"]
+        accepted += json.loads((out / "latest" / "report.json").read_text())["improved"]
     return accepted / runs
 
 

@@ -1,100 +1,44 @@
-"""`skillopt_action.github.action.run(env)` against the fake GitHub and the scripted model server, with the real core."""
+"""Scheduled runs on the default branch (`action.run(env)`, the real core) against the fake GitHub and the scripted
+model server: the bot pull request's lifecycle, human pushes and closes, GitHub refusing the pull request."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import github_project as gp
 import pytest
-from github_server import FakeGitHub
-from model_server import ModelServer
+from github_project import REPO, UPPER_SKILL
+from github_server import READ_ONLY
 
 from skillopt_action.github import action
 from skillopt_action.github.comments import MARKER
+from skillopt_action.github.pull_request import read_state
+from skillopt_action.rollout import skill_hash
 
-REPO = "acme/skills"
-TOKEN = "ghs_actions_token_for_tests"
-
-
-class World:
-    def __init__(self, tmp: Path, fake: FakeGitHub, model: ModelServer):
-        self.tmp, self.fake, self.model = tmp, fake, model
-        self.ws = tmp / "ws"
-        self.main_sha = gp.make_repo(self.ws)
-        self.repo = fake.add_repo(REPO)
-        self.repo.refs["refs/heads/main"] = fake.import_git(self.repo, self.ws, "main")
-        self.repo.permissions.update({"maintainer": "maintain", "admin-person": "admin", "visitor": "read", "writer": "write"})
-        self.runs = 0
-
-    def env(self, event: str, payload: dict, sha: str | None = None, **inputs: str) -> dict:
-        self.runs += 1
-        path = self.tmp / f"event-{self.runs}.json"
-        path.write_text(json.dumps(payload))
-        env = {"GITHUB_EVENT_NAME": event, "GITHUB_EVENT_PATH": str(path), "GITHUB_REPOSITORY": REPO,
-               "GITHUB_API_URL": self.fake.base, "GITHUB_SERVER_URL": self.fake.host, "GITHUB_RUN_ID": str(4000 + self.runs),
-               "GITHUB_RUN_ATTEMPT": "1", "GITHUB_SHA": sha or self.main_sha, "GITHUB_WORKSPACE": str(self.ws),
-               "GITHUB_OUTPUT": str(self.tmp / f"output-{self.runs}"), "GITHUB_STEP_SUMMARY": str(self.tmp / f"summary-{self.runs}.md"),
-               "RUNNER_TEMP": str(self.tmp), "INPUT_GITHUB-TOKEN": TOKEN, "INPUT_CONFIG": ".github/skillopt.yml",
-               "INPUT_COMMAND": "auto", "INPUT_DRY-RUN": "false", "SKILLOPT_GITHUB_THROTTLE": "0"}
-        env.update({f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()})
-        return env
-
-    def run(self, env: dict) -> int:
-        shutil.rmtree(self.ws / ".skillopt" / "cache", ignore_errors=True)  # each Actions run starts from a fresh checkout
-        return action.run(env)
-
-    def outputs(self) -> dict[str, str]:
-        text = (self.tmp / f"output-{self.runs}").read_text()
-        out, lines = {}, iter(text.splitlines())
-        for line in lines:
-            key, delim = line.split("<<")
-            out[key] = next(lines)
-            assert next(lines) == delim
-        return out
-
-    def summary(self) -> str:
-        return (self.tmp / f"summary-{self.runs}.md").read_text()
-
-    def open_pr(self, branch: str, skill: str, user: str = "octocat", head_repo: str | None = None) -> tuple[dict, str]:
-        sha = gp.commit_on_branch(self.ws, branch, {"SKILL.md": skill})
-        self.fake.import_git(self.repo, self.ws, sha)
-        if head_repo is None:
-            self.repo.refs[f"refs/heads/{branch}"] = sha
-        pr = self.fake.add_pull(self.repo, head_ref=branch, head_sha=sha, base_ref="main", title="Edit skill", user=user, head_repo=head_repo)
-        return pr, sha
+MEMORY = Path(".skillopt") / "memory"
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    fake = FakeGitHub()
-    fake.add_token(TOKEN, "github-actions[bot]", installation=True)
-    fake.start()
-    model = ModelServer(responder=gp.responder_for(gp.EDIT_TEXT))
-    model.start()
-    monkeypatch.setenv("OPENAI_BASE_URL", model.openai_base_url)
-    monkeypatch.setenv("SKILLOPT_TEST_KEY", "sk-test-secret-value")
-    try:
-        yield World(tmp_path, fake, model)
-        assert fake.violations == [], fake.violations
-        model.check()
-    finally:
-        fake.stop()
-        model.close()
+    yield from gp.world_fixture(tmp_path, monkeypatch)
 
 
-UPPER_SKILL = gp.SKILL.replace("- Answer with the requested word only.\n", "- Answer with the requested word only.\n- Write it in UPPERCASE.\n")
+def schedule(world, **inputs) -> int:
+    return world.run(world.env("schedule", gp.schedule_payload(REPO), **inputs))
 
 
 def test_schedule_opens_one_pr_with_a_completed_check_then_updates_it(world):
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+    assert schedule(world) == 0
     pulls = world.fake.pulls_of(REPO)
     assert len(pulls) == 1
     pr = pulls[0]
     first_head = pr["head_sha"]
     assert pr["head_ref"] == "skillopt/skill" and pr["base_ref"] == "main" and pr["state"] == "open"
     assert pr["labels"] == ["skillopt"]
+    # labels are added with POST {"labels": [...]}, never set with a PATCH that replaces the others
+    assert [r["body"] for r in world.fake.requests if r["path"].endswith("/labels")] == [{"labels": ["skillopt"]}]
+    assert not [r for r in world.fake.requests if r["method"] == "PATCH" and "/issues/" in r["path"]]
     assert "val" in pr["body"] and "skillopt:pr" in pr["body"]
     branch_skill = world.fake.files_at(world.repo, "skillopt/skill")["SKILL.md"].decode()
     assert gp.EDIT_TEXT in branch_skill
@@ -108,62 +52,112 @@ def test_schedule_opens_one_pr_with_a_completed_check_then_updates_it(world):
     assert "opened a pull request" in world.summary()
     assert "sk-test-secret-value" not in world.summary() + json.dumps(world.fake.dump())
 
-    # a second weekly run finds a different improving edit: the same PR is force-updated, no second PR
+    # a maintainer labels the PR; the next weekly run finds a different improving edit: the same PR is
+    # force-updated (no second PR), its new head gets the check in the same run, and the label stays
+    world.fake.pulls[(REPO, pr["number"])]["labels"].append("needs-review")
     world.model.responder = gp.responder_for("- Always write the answer in UPPERCASE.")
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+    assert schedule(world) == 0
     pulls = world.fake.pulls_of(REPO)
-    assert len(pulls) == 1
+    assert len(pulls) == 1 and pulls[0]["labels"] == ["skillopt", "needs-review"]
     assert world.outputs()["pr-operation"] == "updated"
     assert "Always write the answer in UPPERCASE" in world.fake.files_at(world.repo, "skillopt/skill")["SKILL.md"].decode()
     assert pulls[0]["head_sha"] != first_head
     assert "4002" in pulls[0]["body"]  # the body now links the second run
+    new_checks = world.fake.checks_on(REPO, pulls[0]["head_sha"])
+    assert len(new_checks) == 1 and new_checks[0]["conclusion"] == "success"
 
-    # a third run proposing the same skill again leaves the branch alone but refreshes the body
-    head_before = world.repo.refs["refs/heads/skillopt/skill"]
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+    # a third run proposing the same skill again touches nothing: no push, no body rewrite, no check flip
+    head_before, body_before = world.repo.refs["refs/heads/skillopt/skill"], pulls[0]["body"]
+    assert schedule(world) == 0
     assert world.outputs()["pr-operation"] == "unchanged"
-    assert world.repo.refs["refs/heads/skillopt/skill"] == head_before
-    assert "4003" in world.fake.pulls_of(REPO)[0]["body"]
-    assert len(world.fake.checks_on(REPO, head_before)) == 1  # the same check run was updated, not a second one
+    assert world.writes() == []
+    assert world.repo.refs["refs/heads/skillopt/skill"] == head_before and world.fake.pulls_of(REPO)[0]["body"] == body_before
+    assert world.fake.checks_on(REPO, head_before)[0]["status"] == "completed"
+
+
+def test_pr_body_and_check_show_every_edit_with_text_reason_tasks_and_gate(world):
+    world.model.responder = gp.responder_then(gp.EDIT_TEXT, gp.USELESS_TEXT)  # step 1 accepted, step 2 rejected
+    assert schedule(world, epochs="2") == 0
+    pr = world.fake.pulls_of(REPO)[0]
+    summary = world.fake.checks_on(REPO, pr["head_sha"])[0]["output"]["summary"]
+    for text in (pr["body"], summary):
+        accepted, _, rejected = text.partition("Rejected edits")
+        assert "### Accepted edits (1)" in accepted and f"```text\n{gp.EDIT_TEXT}\n```" in accepted
+        assert "**Why:** failing tasks expect capitals" in accepted and "**From the tasks:** `word-" in accepted
+        assert "**Gate:** Δ +" in accepted and "val 0.000 → 1.000" in accepted
+        assert gp.USELESS_TEXT in rejected and "**Not kept:**" in rejected
+        assert "p=0.000" not in text
 
 
 def test_schedule_with_nothing_passing_opens_no_pr(world):
     world.model.responder = gp.responder_for(gp.USELESS_TEXT)
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+    assert schedule(world) == 0
     assert world.fake.pulls_of(REPO) == []
     assert world.fake.check_runs == {}
     out = world.outputs()
     assert out["accepted"] == "false" and out["pr-number"] == "" and out["pr-operation"] == "none"
     assert "no edit passed the gate" in world.summary()
     # the rejected edit is remembered for next week's run (the example workflow caches .skillopt/memory)
-    memory = world.ws / ".skillopt" / "memory" / "rejected-edits.jsonl"
-    assert gp.USELESS_TEXT.strip("- \n") in memory.read_text()
+    assert [r["edit"]["content"] for r in world.memory()] == [gp.USELESS_TEXT]
 
 
-def test_human_push_to_bot_branch_gets_a_comment_not_a_force_push(world):
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+def test_human_push_to_bot_branch_is_gated_and_described_not_overwritten(world):
+    assert schedule(world) == 0
     pr = world.fake.pulls_of(REPO)[0]
-    human = world.fake.human_push(world.repo, "skillopt/skill", {"SKILL.md": b"hand edited\n"})
+    world.fake.add_user("alice")
+    human_skill = UPPER_SKILL.replace("# Shout", "# Shout (edited by hand)")
+    human = world.fake.human_push(world.repo, "skillopt/skill", {"SKILL.md": human_skill.encode()}, author="alice")
     world.model.responder = gp.responder_for("- Answer in UPPERCASE, always.")
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
-    assert world.repo.refs["refs/heads/skillopt/skill"] == human
+    assert schedule(world) == 0
+    assert world.repo.refs["refs/heads/skillopt/skill"] == human  # never force-pushed over the human
+    # the human's commit gets the gate check (scored against the default branch with its exam) ...
+    runs = world.fake.checks_on(REPO, human)
+    assert len(runs) == 1 and runs[0]["conclusion"] == "success" and "The skill in @alice's commit" in runs[0]["output"]["summary"]
+    # ... and the title and body say whose skill they describe
+    pr = world.fake.pulls_of(REPO)[0]
+    assert "@alice's commit" in pr["title"] and "Since then @alice (commit" in pr["body"]
+    assert read_state(pr["body"])["described"] == human and read_state(pr["body"])["head"] != human
     comments = world.fake.comments_on(REPO, pr["number"])
     assert len(comments) == 1 and "no longer force-pushes" in comments[0]["body"] and MARKER in comments[0]["body"]
-    assert len(world.fake.pulls_of(REPO)) == 1
+    assert len(world.fake.pulls_of(REPO)) == 1 and world.outputs()["pr-operation"] == "unchanged"
+    # the next run with the same proposal touches nothing: the commit is already gated, the note already made
+    assert schedule(world) == 0
+    assert world.writes() == []
+
+
+def test_human_close_is_remembered_and_its_edits_are_never_proposed_again(world):
+    assert schedule(world) == 0
+    first = world.fake.pulls_of(REPO)[0]
+    world.fake.close_pull(world.repo, first["number"], by="octocat")  # a person closes it without merging
+    # next week the optimizer proposes the closed edit again, plus a new one that also passes the gate
+    new_edit = "- Reply in UPPERCASE."
+    world.model.responder = gp.responder_for(gp.EDIT_TEXT, new_edit)
+    assert schedule(world) == 0
+    rows = [r for r in world.memory() if r.get("verdict") == "closed"]
+    assert len(rows) == 1 and rows[0]["edit"]["content"] == gp.EDIT_TEXT and rows[0]["reason"] == "closed by @octocat"
+    assert rows[0]["skill_hash"] == skill_hash(gp.SKILL) and rows[0]["step"] is None
+    pulls = world.fake.pulls_of(REPO)
+    assert len(pulls) == 2 and pulls[1]["state"] == "open" and world.outputs()["pr-operation"] == "created"
+    proposed = world.fake.files_at(world.repo, pulls[1]["head_sha"])["SKILL.md"].decode()
+    assert new_edit in proposed and gp.EDIT_TEXT not in proposed
+    assert "closed by @octocat" in pulls[1]["body"]  # the dropped edit is listed, with why
+    # a third run does not record the close twice
+    assert schedule(world) == 0
+    assert len([r for r in world.memory() if r.get("verdict") == "closed"]) == 1
 
 
 def test_human_closed_proposal_is_never_recreated(world):
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+    assert schedule(world) == 0
     pr = world.fake.pulls_of(REPO)[0]
-    pr["state"] = "closed"  # a person closed it without merging
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+    world.fake.close_pull(world.repo, pr["number"], by="octocat")
+    assert schedule(world) == 0
     assert len(world.fake.pulls_of(REPO)) == 1 and world.fake.pulls_of(REPO)[0]["state"] == "closed"
     assert world.outputs()["pr-operation"] == "none"
-    assert f"#{pr['number']} proposed this same skill and was closed" in world.summary()
+    assert "closed by @octocat" in world.summary() and world.writes() == []
 
 
 def test_bot_pr_closed_when_default_branch_already_has_the_skill(world):
-    assert world.run(world.env("schedule", gp.schedule_payload(REPO))) == 0
+    assert schedule(world) == 0
     pr = world.fake.pulls_of(REPO)[0]
     # someone merges the same change by hand: the default branch now equals the proposal
     proposed = world.fake.files_at(world.repo, "skillopt/skill")["SKILL.md"].decode()
@@ -172,18 +166,22 @@ def test_bot_pr_closed_when_default_branch_already_has_the_skill(world):
     new_main = gp.git(world.ws, "rev-parse", "HEAD")
     world.repo.refs["refs/heads/main"] = world.fake.import_git(world.repo, world.ws, new_main)
     assert world.run(world.env("schedule", gp.schedule_payload(REPO), sha=new_main)) == 0
-    assert world.fake.pulls_of(REPO)[0]["state"] == "closed"
+    closed = world.fake.pulls_of(REPO)[0]
+    assert closed["state"] == "closed" and read_state(closed["body"])["closed"] == "adopted"
     assert world.outputs()["pr-operation"] == "closed"
     assert any("already contains" in c["body"] for c in world.fake.comments_on(REPO, pr["number"]))
+    # skillopt's own close is not a human's rejection
+    assert world.run(world.env("schedule", gp.schedule_payload(REPO), sha=new_main)) == 0
+    assert not [r for r in world.memory() if r.get("verdict") == "closed"]
 
 
 def test_workflow_dispatch_dry_run_writes_nothing(world):
     payload = gp.dispatch_payload(REPO, {"epochs": "1", "dry-run": "true"})
     assert world.run(world.env("workflow_dispatch", payload)) == 0
     assert world.fake.pulls_of(REPO) == [] and world.fake.check_runs == {}
-    assert not [r for r in world.fake.requests if r["method"] != "GET"]
+    assert world.writes() == []
     out = world.outputs()
-    assert out["accepted"] == "true" and out["pr-operation"] == "created"
+    assert out["accepted"] == "true" and out["pr-operation"] == "would-create"
     assert "dry run" in world.summary()
 
 
@@ -193,127 +191,62 @@ def test_workflow_dispatch_bad_epochs_is_a_clear_error(world):
     assert "epochs` must be a whole number" in world.summary()
 
 
-def test_pull_request_touching_the_skill_gets_a_gate_check(world):
-    pr, sha = world.open_pr("feature", UPPER_SKILL)
-    assert world.run(world.env("pull_request", gp.pull_request_payload(REPO, pr["number"], "feature", sha, world.main_sha), sha=sha)) == 0
-    checks = world.fake.checks_on(REPO, sha)
-    assert len(checks) == 1
-    c = checks[0]
-    assert c["status"] == "completed" and c["conclusion"] == "success"
-    assert "| split |" in c["output"]["summary"] and "| val |" in c["output"]["summary"] and "| test |" in c["output"]["summary"]
-    assert "UPPERCASE" in c["output"]["text"]  # the skill diff is in the details
-    assert world.outputs()["accepted"] == "true"
-    # a re-run on the same SHA updates the same check run
-    assert world.run(world.env("pull_request", gp.pull_request_payload(REPO, pr["number"], "feature", sha, world.main_sha, action="synchronize"), sha=sha)) == 0
-    assert len(world.fake.checks_on(REPO, sha)) == 1
+def test_pr_creation_refused_by_the_repository_setting(world, capsys):
+    world.repo.actions_can_create_prs = False
+    assert schedule(world) == 5
+    assert world.fake.pulls_of(REPO) == [] and "refs/heads/skillopt/skill" not in world.repo.refs  # no dangling branch
+    out = world.outputs()
+    assert out["pr-operation"] == "failed" and out["pr-number"] == "" and out["accepted"] == "true"
+    summary = world.summary()
+    assert "Allow GitHub Actions to create and approve pull requests" in summary and "github-token" in summary
+    assert "pull request: created" not in summary and "permissions:`" not in summary
+    assert "::error title=skillopt::GitHub does not let GitHub Actions create pull requests" in capsys.readouterr().out
+    assert (world.ws / MEMORY / "pr-creation-refused.json").is_file()
+
+    # the next scheduled run pays for nothing and pushes nothing: it says what to do and fails again
+    assert schedule(world) == 5
+    assert world.writes() == [] and world.model_calls() == 0
+    assert world.outputs()["pr-operation"] == "failed" and "run the workflow by hand" in world.summary()
+
+    # the maintainer turns the setting on and starts the workflow by hand: the PR opens, the refusal is forgotten
+    world.repo.actions_can_create_prs = True
+    assert world.run(world.env("workflow_dispatch", gp.dispatch_payload(REPO, {}))) == 0
+    assert world.outputs()["pr-operation"] == "created" and len(world.fake.pulls_of(REPO)) == 1
+    assert not (world.ws / MEMORY / "pr-creation-refused.json").exists()
 
 
-def test_pull_request_cannot_rewrite_its_own_exam(world):
-    # the PR weakens the skill AND rewrites the tasks to accept lower case: the base branch's tasks still judge it
-    weaker = gp.SKILL.replace("- Answer with the requested word only.\n", "- Answer in lower case.\n")
-    easy_tasks = gp.tasks_yaml().replace("pattern: '^", "pattern: '(?i)^")
-    sha = gp.commit_on_branch(world.ws, "sneaky", {"SKILL.md": weaker + "- UPPERCASE is wrong.\n", "evals/words.yml": easy_tasks})
-    world.fake.import_git(world.repo, world.ws, sha)
-    world.repo.refs["refs/heads/sneaky"] = sha
-    pr = world.fake.add_pull(world.repo, head_ref="sneaky", head_sha=sha, base_ref="main", title="x")
-    assert world.run(world.env("pull_request", gp.pull_request_payload(REPO, pr["number"], "sneaky", sha, world.main_sha), sha=sha)) == 0
-    c = world.fake.checks_on(REPO, sha)[0]
-    # "UPPERCASE" in the skill makes the target shout, which the base tasks reward; scored with the base exam
-    assert c["conclusion"] == "success"
-    report = json.loads(Path(world.outputs()["report-path"]).read_text())
-    assert report["config_path"] == ".github/skillopt.yml"
-    assert all(t["id"].startswith("word-") for t in report["tasks"]["val"])
+def test_pr_creation_without_pull_requests_permission_names_the_permission(world):
+    token = "ghs_no_pull_requests"
+    world.fake.add_token(token, gp.BOT, installation=True, permissions={"pull_requests": "read"})
+    previous = world.fake.put_commit(world.repo, {"SKILL.md": b"old bot proposal\n"}, [world.main_sha])
+    world.repo.refs["refs/heads/skillopt/skill"] = previous  # a stale bot branch from an earlier, closed PR
+    assert world.run(world.env("schedule", gp.schedule_payload(REPO), token=token)) == 5
+    assert world.repo.refs["refs/heads/skillopt/skill"] == previous  # put back where it was
+    assert "pull-requests: write" in world.summary() and world.outputs()["pr-operation"] == "failed"
+    assert not (world.ws / MEMORY / "pr-creation-refused.json").exists()
 
 
-def test_pull_request_without_skill_change_is_neutral(world):
-    sha = gp.commit_on_branch(world.ws, "docs", {"README.md": "docs\n"})
-    world.fake.import_git(world.repo, world.ws, sha)
-    world.repo.refs["refs/heads/docs"] = sha
-    pr = world.fake.add_pull(world.repo, head_ref="docs", head_sha=sha, base_ref="main", title="docs")
-    assert world.run(world.env("pull_request", gp.pull_request_payload(REPO, pr["number"], "docs", sha, world.main_sha), sha=sha)) == 0
-    c = world.fake.checks_on(REPO, sha)[0]
-    assert c["conclusion"] == "neutral" and "does not change `SKILL.md`" in c["output"]["summary"]
-    assert world.model.requests == []
+def test_personal_access_token_opens_the_pr_and_warns_that_checks_need_an_app(world, capsys):
+    world.fake.add_token("ghp_maintainer_pat", "maintainer")
+    assert schedule(world, **{"github-token": "ghp_maintainer_pat"}) == 0
+    pr = world.fake.pulls_of(REPO)[0]
+    assert pr["user"] == "maintainer" and world.fake.check_runs == {}
+    assert "::warning title=skillopt::skillopt could not post the `skillopt / gate` check" in capsys.readouterr().out
 
 
-def test_fork_pull_request_gets_a_neutral_check_and_runs_nothing(world):
-    pr, sha = world.open_pr("patch-1", UPPER_SKILL, user="forker", head_repo="forker/skills")
-    assert world.run(world.env("pull_request", gp.pull_request_payload(REPO, pr["number"], "patch-1", sha, world.main_sha, head_repo="forker/skills"), sha=sha)) == 0
-    c = world.fake.checks_on(REPO, sha)[0]
-    assert c["conclusion"] == "neutral" and "fork" in c["output"]["summary"]
-    assert world.model.requests == []
+def test_workflow_token_without_contents_write_names_the_permission(world):
+    world.fake.add_token("ghs_read_only", gp.BOT, installation=True, permissions=READ_ONLY)
+    assert schedule(world, **{"github-token": "ghs_read_only"}) == 5
+    assert "contents: write" in world.summary() and world.outputs()["pr-operation"] == "failed"
+    assert world.fake.pulls_of(REPO) == [] and "refs/heads/skillopt/skill" not in world.repo.refs
 
 
-def _comment(world, pr_number: int, body: str, login: str, **kw) -> dict:
-    c = world.fake.add_comment(world.repo, pr_number, body, login)
-    return gp.comment_payload(REPO, pr_number, c["id"], body, login, **kw) | {"_id": c["id"]}
-
-
-def test_eval_comment_from_maintainer_posts_gate_check_and_sticky_result(world):
-    pr, sha = world.open_pr("feature", UPPER_SKILL)
-    payload = _comment(world, pr["number"], "/skillopt eval", "maintainer")
-    assert world.run(world.env("issue_comment", payload)) == 0
-    cmt = world.fake.comments[payload["_id"]]
-    assert [r["content"] for r in cmt["reactions"]] == ["eyes"]
-    checks = world.fake.checks_on(REPO, sha)
-    assert len(checks) == 1 and checks[0]["conclusion"] == "success"
-    bot = [c for c in world.fake.comments_on(REPO, pr["number"]) if c["user"] == "github-actions[bot]"]
-    assert len(bot) == 1 and MARKER in bot[0]["body"] and "passes the gate" in bot[0]["body"] and "| val |" in bot[0]["body"]
-
-
-def test_eval_comment_from_reader_runs_nothing_and_replies_politely(world):
-    pr, sha = world.open_pr("feature", UPPER_SKILL)
-    payload = _comment(world, pr["number"], "/skillopt eval", "visitor")
-    assert world.run(world.env("issue_comment", payload)) == 0
-    assert world.fake.checks_on(REPO, sha) == [] and world.model.requests == []
-    bot = [c for c in world.fake.comments_on(REPO, pr["number"]) if c["user"] == "github-actions[bot]"]
-    assert len(bot) == 1 and "Thanks for the suggestion, @visitor" in bot[0]["body"] and "write, maintain or admin" in bot[0]["body"]
-
-
-def test_comments_from_bots_edits_and_plain_issues_are_ignored(world):
-    pr, sha = world.open_pr("feature", UPPER_SKILL)
-    for payload in (_comment(world, pr["number"], "/skillopt eval", "renovate[bot]", user_type="Bot"),
-                    _comment(world, pr["number"], "/skillopt eval", "maintainer", action="edited"),
-                    _comment(world, pr["number"], "thanks! /skillopt eval later", "maintainer")):
-        assert world.run(world.env("issue_comment", payload)) == 0
-    assert not [r for r in world.fake.requests if r["method"] != "GET"]
-    assert world.model.requests == [] and world.fake.check_runs == {}
-
-
-def test_unknown_command_gets_help_and_sticky_comment_is_found_on_page_two(world):
-    pr, sha = world.open_pr("feature", UPPER_SKILL)
-    # an earlier run left the bot's sticky comment; then 40 people commented, one quoting the marker
-    world.fake.add_comment(world.repo, pr["number"], "old result\n" + MARKER, "github-actions[bot]")
-    for i in range(40):
-        world.fake.add_comment(world.repo, pr["number"], f"comment {i}" + (f"\n> {MARKER}" if i == 5 else ""), f"user{i}")
-    payload = _comment(world, pr["number"], "/skillopt frobnicate", "writer")
-    assert world.run(world.env("issue_comment", payload)) == 0
-    bot = [c for c in world.fake.comments_on(REPO, pr["number"]) if c["user"] == "github-actions[bot]"]
-    assert len(bot) == 1 and "unknown command `frobnicate`" in bot[0]["body"] and "/skillopt optimize" in bot[0]["body"]
-    pages = [r for r in world.fake.requests if r["path"].endswith(f"/issues/{pr['number']}/comments") and r["method"] == "GET"]
-    assert len(pages) >= 2
-
-
-def test_optimize_comment_pushes_to_the_same_repo_pr_branch(world):
-    pr, sha = world.open_pr("feature", gp.SKILL + "\n")
-    payload = _comment(world, pr["number"], "/skillopt optimize epochs=1", "admin-person")
-    assert world.run(world.env("issue_comment", payload)) == 0
-    new_head = world.repo.refs["refs/heads/feature"]
-    assert new_head != sha
-    assert world.repo.commits[new_head]["parents"] == [sha]
-    assert gp.EDIT_TEXT in world.fake.files_at(world.repo, new_head)["SKILL.md"].decode()
-    bot = [c for c in world.fake.comments_on(REPO, pr["number"]) if c["user"] == "github-actions[bot]"]
-    assert len(bot) == 1 and "was pushed to `feature`" in bot[0]["body"]
-
-
-def test_optimize_comment_on_fork_pr_does_not_push(world):
-    pr, sha = world.open_pr("patch-1", gp.SKILL + "\n", user="forker", head_repo="forker/skills")
-    payload = _comment(world, pr["number"], "/skillopt optimize", "maintainer")
-    assert world.run(world.env("issue_comment", payload)) == 0
-    assert "refs/heads/patch-1" not in world.repo.refs
-    assert not [r for r in world.fake.requests if r["path"].endswith("/git/refs") or "/git/refs/" in r["path"]]
-    bot = [c for c in world.fake.comments_on(REPO, pr["number"]) if c["user"] == "github-actions[bot]"]
-    assert "lives in a fork, so it was not pushed" in bot[0]["body"] and "```diff" in bot[0]["body"]
+def test_read_only_user_token_never_reaches_the_model_on_a_scheduled_run(world):
+    world.fake.add_token("ghp_reader", "visitor")
+    # a user token tells its role: read access stops the run before anything is spent
+    assert schedule(world, **{"github-token": "ghp_reader"}) == 0
+    assert world.model_calls() == 0 and world.writes() == []
+    assert "read access" in world.summary()
 
 
 def test_missing_environment_is_a_clear_error(tmp_path, capsys):

@@ -291,9 +291,9 @@ def test_optimize_trains_the_example_skill_through_real_claude(tmp_path, monkeyp
         out = tmp_path / "out"
         code = main(["optimize", "--config", str(project / "skillopt.yml"), "--out", str(out), "--quiet"])
     assert code == 0
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "latest" / "report.json").read_text())
     assert report["improved"] is True, report["steps"]
-    best = (out / "best_skill.md").read_text()
+    best = (out / "latest" / "best_skill.md").read_text()
     assert RULE in best and best.startswith("---\nname: changelog-writer\n")
     assert (project / "skills" / "changelog-writer" / "SKILL.md").read_text() == original
     # per-task workspace scores: before, only diff_paths passed; after, every workspace check passes
@@ -302,15 +302,15 @@ def test_optimize_trains_the_example_skill_through_real_claude(tmp_path, monkeyp
     for row in val:
         assert row["baseline"] == pytest.approx(1 / 3, abs=1e-3) and row["best"] == 1.0, row
         assert "workspace_command: command passed" in row["feedback"]
-    md = (out / "report.md").read_text()
+    md = (out / "latest" / "report.md").read_text()
     assert "release-" in md
     # the agent transcripts (tool calls) went into the trajectories; workspaces were removed
-    lines = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (out / "latest" / "trajectories.jsonl").read_text().splitlines()]
     base = [x for x in lines if x["phase"] == "baseline:val"]
     assert len(base) == 4 and all("- YYYY-MM-DD" in json.dumps(x["score"]) for x in base)
     tools = {m["content"]["name"] for x in lines for m in x["completion"]["transcript"] if m.get("type") == "tool_use"}
     assert tools == {"Skill", "Read", "Edit"}
     assert list((tmp_path / "ws").iterdir()) == []
-    for f in out.iterdir():
+    for f in (out / "latest").iterdir():
         if f.is_file():
             assert KEY not in f.read_text(errors="replace")

@@ -16,10 +16,11 @@ PKG = Path(__file__).resolve().parent.parent / "skillopt_action"
 # imports must not form a circle. Sub-package members inherit their package's floor unless listed.
 FLOORS: list[set[str]] = [
     {"types", "errors"},
-    {"text", "procs", "yamlfile", "render", "workspace", "diff", "markdown", "gate", "sequential", "targets.base",
-     "scorers.base"},
-    {"config", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers", "targets"},
-    {"rollout", "runtime", "report", "evaluation", "search", "loop"},
+    {"text", "fmt", "procs", "redact", "yamlfile", "render", "workspace", "diff", "markdown", "terminal", "gate", "sequential",
+     "targets.base", "scorers.base"},
+    {"config", "config_schema", "providers", "tasks", "calls", "edits", "reflect", "screen", "evidence", "scorers",
+     "targets"},
+    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
     {"cli", "init", "github", "__main__"},
 ]

@@ -53,10 +53,10 @@ def test_optimize_finds_gates_and_keeps_the_improvement(tmp_path, server):
     cfg = write_project(tmp_path, base_url=server.openai_base_url)
     out = tmp_path / "out"
     assert run(cfg, out) == 0
-    best = (out / "best_skill.md").read_text()
+    best = (out / "latest" / "best_skill.md").read_text()
     assert RULE in best
     assert (tmp_path / "SKILL.md").read_text().count(RULE) == 0, "the user's skill file must never be overwritten"
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "latest" / "report.json").read_text())
     assert report["improved"] is True
     assert report["scores"]["val"]["baseline"] == 0.0 and report["scores"]["val"]["best"] == 1.0
     assert report["scores"]["test"]["best"] == 1.0
@@ -70,17 +70,17 @@ def test_optimize_finds_gates_and_keeps_the_improvement(tmp_path, server):
     # the final skill was re-confirmed against the start on fresh samples before being proposed
     assert report["search"]["confirmation"]["confirmed"] and report["gate"]["reason"].startswith("confirmed")
     assert "+" + RULE in report["diff"]
-    md = (out / "report.md").read_text()
+    md = (out / "latest" / "report.md").read_text()
     assert "xychart-beta" in md and "| val | 8 | 0.000 | 1.000 | +1.000 |" in md
     # trajectories: every rollout recorded; the optimizer saw the failures as untrusted data
-    lines = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (out / "latest" / "trajectories.jsonl").read_text().splitlines()]
     assert {x["phase"] for x in lines} >= {"baseline:val", "step1:train", "step1:screen", "step1:val:edit1",
                                            "final:val:confirm", "final:test:best"}
     opt = [r for r in server.requests if "You improve a skill document" in r.system]
     assert len(opt) == 1 and "<task_output>" in opt[0].last_user_text
     # the key went to the server but never into any output file
     assert server.last_request().api_key == "sk-test-secret-value"
-    for f in out.iterdir():
+    for f in (out / "latest").iterdir():
         assert "sk-test-secret-value" not in f.read_text()
 
 
@@ -90,10 +90,10 @@ def test_second_run_makes_no_model_calls_and_gives_the_same_result(tmp_path, ser
     n = len(server.requests)
     assert run(cfg, tmp_path / "b") == 0
     assert len(server.requests) == n, "a rerun must be served entirely from the cache"
-    a, b = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")
+    a, b = (json.loads((tmp_path / d / "latest" / "report.json").read_text()) for d in "ab")
     assert b["spend"]["calls"] == 0
     assert b["spend"]["cache_hits"] == a["spend"]["calls"] + a["spend"]["cache_hits"]
-    assert a["scores"] == b["scores"] and (tmp_path / "a/best_skill.md").read_text() == (tmp_path / "b/best_skill.md").read_text()
+    assert a["scores"] == b["scores"] and (tmp_path / "a/latest/best_skill.md").read_text() == (tmp_path / "b/latest/best_skill.md").read_text()
 
 
 def test_malformed_optimizer_answers_are_retried_then_recorded_not_fatal(tmp_path):
@@ -106,7 +106,7 @@ def test_malformed_optimizer_answers_are_retried_then_recorded_not_fatal(tmp_pat
         cfg = write_project(tmp_path, base_url=s.openai_base_url)
         assert run(cfg, tmp_path / "out") == 0
         opt = [r for r in s.requests if "You improve a skill document" in r.system]
-    report = json.loads((tmp_path / "out/report.json").read_text())
+    report = json.loads((tmp_path / "out/latest/report.json").read_text())
     prop = report["steps"][0]["proposals"][0]
     assert prop["attempts"] == 3 and "unusable optimizer answer" in prop["error"]
     assert len(opt) == 3 and "could not be used" in opt[-1].last_user_text
@@ -125,13 +125,13 @@ def test_budget_stop_keeps_best_so_far_and_resume_pays_nothing_twice(tmp_path, s
                         splits=(4, 8, 4))
     out = tmp_path / "out"
     assert run(cfg, out, "--epochs", "2") == 0
-    first = json.loads((out / "report.json").read_text())
+    first = json.loads((out / "latest" / "report.json").read_text())
     assert first["status"] == "stopped_budget" and "max_calls" in first["stop_reason"]
-    assert RULE in (out / "best_skill.md").read_text(), "the improvement found before the cap is kept"
+    assert RULE in (out / "latest" / "best_skill.md").read_text(), "the improvement found before the cap is kept"
     n_first = len(server.requests)
     cfg.write_text(cfg.read_text().replace("max_calls: 28", "max_calls: 1000"))
     assert run(cfg, out, "--epochs", "2", "--resume") == 0
-    resumed = json.loads((out / "report.json").read_text())
+    resumed = json.loads((out / "latest" / "report.json").read_text())
     assert resumed["status"] == "completed" and len(resumed["steps"]) == 2
     # no rollout (skill, task, sample) and no optimizer call was paid twice across the stop and the resume
     rows = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
@@ -170,7 +170,7 @@ def test_an_inconclusive_edit_resumes_its_test_across_runs_instead_of_starting_o
         assert run(cfg, tmp_path / "b", "--memory", str(memory)) == 0
         second = [q for q in s.requests if "You improve a skill document" in q.system][-1]
         new_target_calls = [q for q in s.requests[n:] if "You improve a skill document" not in q.system]
-    report = json.loads((tmp_path / "b/report.json").read_text())
+    report = json.loads((tmp_path / "b/latest/report.json").read_text())
     assert "Previously rejected edits" in second.last_user_text and RULE in second.last_user_text
     (cand,) = report["steps"][0]["candidates"]
     # the second run continued the same test: round 2, with the samples already drawn and no new val rollout
@@ -200,13 +200,13 @@ def test_bundle_mode_keeps_the_blacklist_semantics(tmp_path):
 def test_eval_and_compare_cli(tmp_path, server, capsys):
     cfg = write_project(tmp_path, base_url=server.openai_base_url)
     assert main(["eval", "--config", str(cfg), "--out", str(tmp_path / "e"), "--split", "all", "--quiet"]) == 0
-    ev = json.loads((tmp_path / "e/report.json").read_text())
+    ev = json.loads((tmp_path / "e/latest/report.json").read_text())
     assert set(ev["scores"]) == {"train", "val", "test"} and ev["scores"]["val"]["baseline"] == 0.0
     better = tmp_path / "better.md"
     better.write_text((tmp_path / "SKILL.md").read_text() + RULE + "\n")
     assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "c"), "--quiet",
                  "--base-skill", str(tmp_path / "SKILL.md"), "--skill", str(better)]) == 0
-    cmp_ = json.loads((tmp_path / "c/report.json").read_text())
+    cmp_ = json.loads((tmp_path / "c/latest/report.json").read_text())
     assert cmp_["kind"] == "compare" and cmp_["improved"] and cmp_["gate"]["accepted"]
     assert cmp_["scores"]["test"] == {"baseline": 0.0, "best": 1.0, "n": 4, "samples": 1}
     assert "passes the gate" in capsys.readouterr().out
@@ -227,12 +227,12 @@ def test_edits_leaking_held_out_answers_are_blocked_and_copied_output_is_flagged
     with ModelServer(responder=r) as s:
         cfg = write_project(tmp_path, base_url=s.openai_base_url)  # capital-norway is a val task
         assert run(cfg, tmp_path / "out") == 0
-    report = json.loads((tmp_path / "out/report.json").read_text())
+    report = json.loads((tmp_path / "out/latest/report.json").read_text())
     step = report["steps"][0]
     assert any("expected answer of val task 'capital-norway'" in d["reason"] for d in step["dropped"])
     assert all("Oslo" not in c["edit"]["content"] for c in step["candidates"])
     assert report["flags"] and "copies task output text" in report["flags"][0]["reason"]
-    assert "Flags for the reviewer" in (tmp_path / "out/report.md").read_text()
+    assert "Flags for the reviewer" in (tmp_path / "out/latest/report.md").read_text()
 
 
 def test_anthropic_optimizer_with_openai_compatible_target(tmp_path, server):
@@ -240,10 +240,10 @@ def test_anthropic_optimizer_with_openai_compatible_target(tmp_path, server):
                         optimizer={"provider": "anthropic", "model": "claude-test", "base_url": server.anthropic_base_url,
                                    "api_key_env": "TEST_KEY", "timeout": 5, "max_tokens": 800})
     assert run(cfg, tmp_path / "out") == 0
-    assert RULE in (tmp_path / "out/best_skill.md").read_text()
+    assert RULE in (tmp_path / "out/latest/best_skill.md").read_text()
     opt = [r for r in server.requests if "You improve a skill document" in r.system]
     assert [r.api for r in opt] == ["messages"] and opt[0].json["max_tokens"] == 800
-    report = json.loads((tmp_path / "out/report.json").read_text())
+    report = json.loads((tmp_path / "out/latest/report.json").read_text())
     assert report["spend"]["by_role"]["optimizer"]["calls"] == 1
     assert report["models"]["optimizer"] == "anthropic:claude-test"
 
@@ -301,9 +301,9 @@ def test_reasoning_target_is_scored_on_the_answer_after_its_think_block(tmp_path
     with ModelServer(responder=r) as s:
         cfg = write_project(tmp_path, base_url=s.openai_base_url)
         assert run(cfg, tmp_path / "out") == 0
-    report = json.loads((tmp_path / "out/report.json").read_text())
+    report = json.loads((tmp_path / "out/latest/report.json").read_text())
     assert report["scores"]["val"]["best"] == 1.0
-    traj = [json.loads(x) for x in (tmp_path / "out/trajectories.jsonl").read_text().splitlines()]
+    traj = [json.loads(x) for x in (tmp_path / "out/latest/trajectories.jsonl").read_text().splitlines()]
     assert "<think>" in traj[0]["completion"]["transcript"][-1]["content"] and "<think>" not in traj[0]["completion"]["text"]
 
 
@@ -317,7 +317,7 @@ def test_changing_a_scorer_rescores_cached_answers_without_model_calls(tmp_path,
     tasks.write_text(tasks.read_text().replace("- type: exact", "- type: contains\n    value: capital of"))
     assert main(ev + ["--out", str(tmp_path / "b")]) == 0
     assert len(server.requests) == n, "re-scoring must not call the model"
-    a, b = (json.loads((tmp_path / d / "report.json").read_text()) for d in "ab")
+    a, b = (json.loads((tmp_path / d / "latest" / "report.json").read_text()) for d in "ab")
     assert a["scores"]["val"]["baseline"] == 0.0 and b["scores"]["val"]["baseline"] == 1.0
     assert b["spend"]["calls"] == 0
 
@@ -333,4 +333,4 @@ def test_editing_a_python_scorer_module_rescores(tmp_path, server):
     (tmp_path / "judge.py").write_text("def score(output):\n    return 1.0 if 'capital' in output else 0.0\n")
     assert main(ev + ["--out", str(tmp_path / "b")]) == 0
     assert len(server.requests) == n
-    assert json.loads((tmp_path / "b/report.json").read_text())["scores"]["val"]["baseline"] == 1.0
+    assert json.loads((tmp_path / "b/latest/report.json").read_text())["scores"]["val"]["baseline"] == 1.0

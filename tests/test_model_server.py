@@ -585,7 +585,7 @@ def test_standalone_process_serves_a_script_and_logs_requests(tmp_path):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [entry["api"] for entry in lines] == ["messages", "messages", "responses", "chat"]
     assert lines[0]["reply"] == {"type": "text", "text": "pong", "input_tokens": None,
-                                 "output_tokens": None, "finish": "stop"}
+                                 "output_tokens": None, "finish": "stop", "model": None}
     assert "secret-key-123" not in log.read_text()
     key_header = "x-api-key" if "x-api-key" in lines[0]["headers"] else "authorization"
     assert lines[0]["headers"][key_header].startswith("sha256:")

@@ -114,3 +114,94 @@ def test_a_harmful_edit_is_remembered_and_not_tested_again_against_the_same_skil
     third = run("c", perfect + "- Keep answers short.\n")
     (cand,) = third.report.steps[0]["candidates"]
     assert cand["verdict"] == "harmful" and not cand["gate"]["resumed_from_round"]
+
+
+SAME_A = "- For countries from A to J, give only the city."  # the target treats it like HELP_A
+
+
+def test_ablation_removes_a_redundant_edit_that_carries_nothing(tmp_path):
+    def target_with_synonym(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [
+                {"op": "add", "anchor": "## Answering", "content": HELP_A},
+                {"op": "add", "anchor": "## Answering", "content": SAME_A}]}))
+        req_system = req.system.replace(SAME_A, HELP_A)
+
+        class R:
+            system, last_user_text = req_system, req.last_user_text
+        return Text(target(R))
+
+    result, _ = optimize(tmp_path, target_with_synonym, gate={"decisions": 2})
+    step = result.report.steps[0]
+    assert [c["verdict"] for c in step["candidates"]] == ["accepted", "accepted"]
+    assert step["combination"]["confirmed"]
+    abl = result.report.ablation
+    assert len(abl["removed"]) == 1 and abl["removed"][0]["verdict"] == "carried"
+    assert abl["removed"][0]["edit"]["content"] == HELP_A, "of two equal edits the longer one goes"
+    assert [r["verdict"] for r in abl["edits"]] == ["earned"] and abl["edits"][0]["ci_low"] > 0
+    assert SAME_A in result.best_skill and HELP_A not in result.best_skill
+    assert abl["rollouts"] > 0 and abl["rollouts_per_edit"] > 0
+    assert any("carried, not earned" in e["why"] for e in result.report.rejected_edits)
+    md = result.report.to_markdown()
+    assert "Does each edit earn its place?" in md and "carried, not earned — **removed**" in md
+
+
+def test_transfer_check_fails_for_a_second_model_the_skill_hurts_and_passes_one_it_does_not(tmp_path):
+    def responder(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [{"op": "add", "anchor": "## Answering",
+                                                                "content": HELP_A}, {"op": "add",
+                                                                "anchor": "## Answering", "content": HELP_B}]}))
+        country = re.search(r"capital of (\w+)", req.last_user_text).group(1)
+        model = req.json["model"]
+        if model == "model-b":  # answers right by default, but the trained rules confuse it
+            return Text("No idea." if "bare city name" in req.system else CAPITAL[country])
+        if model == "model-c":  # right either way
+            return Text(CAPITAL[country])
+        return Text(target(req))
+
+    with ModelServer(responder=responder) as s:
+        other = {"provider": "openai", "base_url": s.openai_base_url, "api_key_env": "TEST_KEY", "timeout": 5}
+        cfg = write_project(tmp_path, base_url=s.openai_base_url, extra={
+            "gate": {"samples": 1, "alpha": 0.1, "decisions": 2},
+            "transfer": [{**other, "model": "model-b", "name": "B", "margin": 0.05},
+                         {**other, "model": "model-c", "name": "C"}]})
+        result = api.optimize(cfg, out=tmp_path / "out")
+    assert result.improved
+    by_name = {t["name"]: t for t in result.report.transfer}
+    assert by_name["B"]["verdict"] == "hurts" and by_name["B"]["delta"] == -1.0
+    assert by_name["C"]["verdict"] == "holds" and by_name["C"]["delta"] == 0.0
+    assert result.report.transfer_hurts == ["B"]
+    md = result.report.to_markdown()
+    assert "Transfer to other targets" in md and "hurts beyond the margin" in md
+
+
+BREAKS_NORWAY = "- Reply with the bare city name for countries from A to J; Norway is spelt Norge."
+
+
+def test_no_regression_rejects_an_edit_that_breaks_one_task_and_the_report_lists_what_got_worse(tmp_path):
+    def responder(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [
+                {"op": "add", "anchor": "## Answering", "content": BREAKS_NORWAY}]}))
+        if "Norge" in req.system and "Norway" in req.last_user_text:
+            return Text("Norge has no capital I know.")
+        return Text(target(req))
+
+    start = SKILL_TEXT + HELP_B + "\n"
+    with ModelServer(responder=responder) as s:
+        def run(out, **gate):
+            cfg = write_project(tmp_path, base_url=s.openai_base_url, skill=start,
+                                extra={"gate": {"samples": 1, "alpha": 0.1, **gate}})
+            return api.optimize(cfg, out=tmp_path / out)
+
+        plain = run("plain")
+        guarded = run("guarded", no_regression=True)
+    assert plain.improved and BREAKS_NORWAY in plain.best_skill
+    (worse,) = [t for t in plain.report.regressions if t["split"] == "val"]
+    assert worse["id"] == "capital-norway" and worse["best"] < worse["baseline"]
+    assert "Norge has no capital" in worse["answer"] and "expected 'Oslo'" in worse["feedback"]
+    assert "Tasks that got worse" in plain.report.to_markdown()
+    (cand,) = guarded.report.steps[0]["candidates"]
+    assert not guarded.improved and cand["verdict"] == "regression"
+    assert "capital-norway" in cand["gate"]["reason"]

@@ -154,3 +154,13 @@ def test_settings_are_checked():
         SequentialSettings(spend=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError):
         SequentialTest([], SequentialSettings())
+
+
+def test_no_regression_rejects_a_mean_improving_edit_that_breaks_one_task():
+    ps = [0.0] * 6 + [1.0] * 34
+    pc = [1.0] * 6 + [0.0] + [1.0] * 33  # fixes six tasks, breaks one
+    plain, _ = run(ps, pc, SequentialSettings(alpha=0.01), seed=6)
+    assert plain.accepted and plain.delta == pytest.approx(5 / 40)
+    strict, _ = run(ps, pc, SequentialSettings(alpha=0.01, no_regression=True), seed=6)
+    assert not strict.accepted and strict.verdict == "regression" and strict.boundary == "no_regression"
+    assert "t006" in strict.reason and "significantly worse" in strict.reason

@@ -5,7 +5,9 @@ A re-run for the same SHA finds the existing check run by name and updates it in
 
 from __future__ import annotations
 
+from .. import fmt
 from ..render import render
+from .present import edits_markdown
 
 CHECK_NAME = "skillopt / gate"
 MAX_OUTPUT = 65535  # GitHub's limit for output.summary and output.text, each
@@ -21,9 +23,12 @@ def fit(text: str, limit: int, more_url: str | None) -> str:
 
 
 def conclusion_for(report: dict) -> str:
-    """success: the candidate passed the gate; failure: it did not; neutral: there was nothing to gate."""
+    """success: the candidate passed the gate; failure: it did not, or it hurts a `transfer:` target beyond its
+    margin; neutral: there was nothing to gate."""
     if report.get("gate") is None:
         return "neutral"
+    if any(t.get("verdict") == "hurts" for t in report.get("transfer") or []):
+        return "failure"  # the skill hurts a `transfer:` target beyond its margin
     return "success" if report.get("improved") else "failure"
 
 
@@ -62,20 +67,21 @@ def post_neutral(repo, head_sha: str, *, title: str, summary: str, details_url: 
                               details_url=details_url, output=output)
 
 
-def summary_for(report: dict, run_url: str) -> tuple[str, str, str]:
-    """(title, summary, text) of the completed check for a compare or optimize report."""
+def title_for(report: dict) -> str:
     verdict = conclusion_for(report)
-    g = report.get("gate") or {}
     if verdict == "neutral":
-        title = "No gate: no val tasks to compare on"
-    elif verdict == "success":
-        title = f"Passes the gate: val Δ {g.get('delta', 0):+.3f}" + (
-            f", p={g['p_value']:.3f}" if g.get("p_value") is not None else ""
-        )
-    else:
-        title = f"Does not pass the gate: val Δ {g.get('delta', 0):+.3f}" + (
-            f", p={g['p_value']:.3f}" if g.get("p_value") is not None else ""
-        )
-    summary = render("github_check_summary.md.j2", r=report, verdict=verdict, run_url=run_url)
-    text = render("github_check_text.md.j2", r=report)
-    return title, summary, text
+        return "No gate: no val tasks to compare on"
+    g = report.get("gate") or {}
+    p = fmt.p_value(g.get("p_value"))
+    figures = f"val Δ {fmt.delta(g.get('delta'))}" + (f", {p}" if p else "")
+    return ("Passes the gate: " if verdict == "success" else "Does not pass the gate: ") + figures
+
+
+def summary_for(report: dict, run_url: str, whose: str = "") -> tuple[str, str, str]:
+    """(title, summary, text) of the completed check for a compare or optimize report; `whose` names the author
+    of the skill when it is not the bot's (a human's commit on the bot's branch)."""
+    verdict = conclusion_for(report)
+    summary = render("github_check_summary.md.j2", r=report, verdict=verdict, run_url=run_url, fmt=fmt,
+                     edits=edits_markdown(report), whose=whose)
+    text = render("github_check_text.md.j2", r=report, fmt=fmt)
+    return title_for(report), summary, text

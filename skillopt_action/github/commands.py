@@ -64,7 +64,8 @@ def parse(body: str) -> Command | None:
 @dataclass(frozen=True)
 class Authorization:
     allowed: bool
-    reason: str
+    reason: str  # for the log: "has read access; commands need write, maintain or admin"
+    access: str = ""  # for the reply to a refused commenter: "your access is read"
 
 
 def authorize(permission: str | None, role_name: str | None = None, *, commenter_is_bot: bool = False) -> Authorization:
@@ -75,9 +76,13 @@ def authorize(permission: str | None, role_name: str | None = None, *, commenter
     maintain is reported as write) and `role_name` the precise role when present.
     """
     if commenter_is_bot:
-        return Authorization(False, "comments from bots are never commands")
+        return Authorization(False, "is a bot; comments from bots are never commands", "bots cannot run commands")
     roles = {r for r in (permission, role_name) if r}
     if roles & WRITE_ROLES:
         return Authorization(True, f"has {sorted(roles & WRITE_ROLES)[0]} permission")
-    shown = role_name or permission or "no"
-    return Authorization(False, f"has {shown} access; commands need write, maintain or admin")
+    shown = role_name or permission or "none"
+    if shown == "none":
+        return Authorization(False, "has no access; commands need write, maintain or admin",
+                             "you are not a collaborator")
+    return Authorization(False, f"has {shown} access; commands need write, maintain or admin",
+                         f"your access is {shown}")

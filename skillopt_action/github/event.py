@@ -33,6 +33,9 @@ class Settings:
     output_path: str | None = None
     summary_path: str | None = None
     run_attempt: str = "1"
+    bot_login: str = ""  # whose comments are ours when the token cannot say (GitHub App tokens)
+    gate_drafts: bool = False  # gate draft pull requests too (default: a neutral note until ready for review)
+    actor: str = ""  # GITHUB_ACTOR: who triggered the run
 
     @property
     def run_url(self) -> str:
@@ -110,6 +113,9 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         output_path=env.get("GITHUB_OUTPUT") or None,
         summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
         run_attempt=env.get("GITHUB_RUN_ATTEMPT", "1"),
+        bot_login=_input(env, "bot-login"),
+        gate_drafts=parse_bool(_input(env, "gate-drafts", "false"), "input `gate-drafts`"),
+        actor=env.get("GITHUB_ACTOR", ""),
     )
 
 
@@ -122,6 +128,9 @@ class PullRef:
     base_ref: str
     base_sha: str
     base_repo: str
+    draft: bool = False
+    action: str = "opened"
+    sender: str = ""  # who caused the event (for synchronize: who pushed)
 
     @property
     def is_fork(self) -> bool:
@@ -151,12 +160,14 @@ class Trigger:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _pull_ref(pr: Mapping[str, Any], repository: str) -> PullRef:
+def _pull_ref(payload: Mapping[str, Any], repository: str) -> PullRef:
+    pr = payload.get("pull_request") or {}
     head, base = pr.get("head") or {}, pr.get("base") or {}
     head_repo = (head.get("repo") or {}).get("full_name") or ""  # null when the fork was deleted
     return PullRef(number=int(pr["number"]), head_ref=head.get("ref", ""), head_sha=head.get("sha", ""),
                    head_repo=head_repo or "(deleted fork)", base_ref=base.get("ref", ""), base_sha=base.get("sha", ""),
-                   base_repo=(base.get("repo") or {}).get("full_name") or repository)
+                   base_repo=(base.get("repo") or {}).get("full_name") or repository, draft=bool(pr.get("draft")),
+                   action=str(payload.get("action") or ""), sender=(payload.get("sender") or {}).get("login", ""))
 
 
 PR_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review")
@@ -208,7 +219,7 @@ def parse_trigger(settings: Settings, payload: Mapping[str, Any]) -> Trigger:
             kind="pull_request",
             event=ev,
             default_branch=default_branch,
-            pull=_pull_ref(pr, settings.repository),
+            pull=_pull_ref(payload, settings.repository),
             pull_number=int(pr["number"]),
             dry_run=settings.dry_run,
         )

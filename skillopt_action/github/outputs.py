@@ -1,5 +1,10 @@
-"""What an Action run produced, and how it is reported back to the runner: the step outputs (GITHUB_OUTPUT)
-and the job summary (GITHUB_STEP_SUMMARY)."""
+"""What an Action run produced, and how it is reported back to the runner: the step outputs (GITHUB_OUTPUT),
+the job summary (GITHUB_STEP_SUMMARY) and annotations (workflow commands on stdout).
+
+`pr-operation` is one of: created, updated, closed, unchanged, none (the bot PR's lifecycle), failed (GitHub
+refused to open it), would-create, would-update, would-close (dry runs), and empty for runs that do not manage
+the bot PR (pull request gates and comment commands).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .. import fmt
 from ..errors import EXIT_OK
+from ..redact import redact
 from ..render import render
 from .checks import fit
 
@@ -31,14 +38,11 @@ class Result:
         val = (r.get("scores") or {}).get("val") or {}
         gate = r.get("gate") or {}
 
-        def num(x) -> str:
-            return "" if x is None else f"{x:.4f}"
-
         return {
-            "baseline-score": num(val.get("baseline")),
-            "best-score": num(val.get("best")),
+            "baseline-score": fmt.output_number(val.get("baseline")),
+            "best-score": fmt.output_number(val.get("best")),
             "accepted": "true" if r.get("improved") else "false",
-            "p-value": num(gate.get("p_value")),
+            "p-value": fmt.output_number(gate.get("p_value")),
             "pr-number": str(self.pr_number or ""),
             "pr-url": self.pr_url,
             "pr-operation": self.pr_operation,
@@ -53,7 +57,15 @@ def write_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
     with open(path, "a", encoding="utf-8") as f:
         for k, v in outputs.items():
             delim = f"skillopt_{uuid.uuid4().hex}"
-            f.write(f"{k}<<{delim}\n{v}\n{delim}\n")
+            f.write(f"{k}<<{delim}\n{redact(v)}\n{delim}\n")
+
+
+def annotation(kind: str, message: str, title: str = "skillopt") -> str:
+    """A workflow command (`::notice title=…::…`) with GitHub's escaping of %, CR and LF."""
+    def esc(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    return f"::{kind} title={esc(title).replace(':', '%3A').replace(',', '%2C')}::{esc(message)}"
 
 
 def write_summary(path: str | None, result: Result, run_url: str) -> None:
@@ -69,6 +81,6 @@ def write_summary(path: str | None, result: Result, run_url: str) -> None:
         lines.append(f"report: `{result.report_path}` ([run artifacts]({run_url}))")
     text = render("github_job_summary.md.j2", title=result.title or "done", lines=lines, report_md=result.report_md)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(fit(text, 1024 * 1024 - 1024, run_url))  # the step summary limit is 1 MiB
+        f.write(fit(redact(text), 1024 * 1024 - 1024, run_url))  # the step summary limit is 1 MiB
 
 

@@ -5,10 +5,14 @@ has pushed to it. Outcomes as users of create-pull-request and Renovate expect:
 
 - created    no bot PR was open and an edit passed the gate
 - updated    the open bot PR now proposes a different skill (branch force-pushed, title/body replaced)
-- unchanged  the open bot PR already proposes this skill, or nothing passed this time (the PR body
-             and a sticky comment say so); or a human pushed to the branch (we comment instead)
+- unchanged  the open bot PR already proposes this skill, or nothing passed this time: nothing on GitHub
+             is touched; or a human pushed to the branch (their commit is gated instead of overwritten)
 - closed     the skill the bot PR proposes no longer differs from the default branch
 - none       nothing to propose and no bot PR open, or a human already closed this same proposal
+
+The PR body ends with a hidden state marker (JSON in an HTML comment): the proposal id, the head the bot last
+pushed, the hash of the default-branch skill it was proposed against, its accepted edits (so a human close can
+be remembered as a rejection of exactly those edits) and the commit the body describes.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import PurePosixPath
 from github import InputGitTreeElement
 from github.GithubException import GithubException, UnknownObjectException
 
-STATE_RE = re.compile(r"<!-- skillopt:pr (\{.*?\}) -->")
+STATE_RE = re.compile(r"<!-- skillopt:pr (\{.*?\}) -->", re.S)
 
 
 def branch_for(skill_path: str) -> str:
@@ -36,8 +40,17 @@ def proposal_id(skill_text: str) -> str:
     return hashlib.sha256(skill_text.encode("utf-8")).hexdigest()[:16]
 
 
-def state_marker(proposal: str, head: str) -> str:
-    return f"<!-- skillopt:pr {json.dumps({'proposal': proposal, 'head': head}, sort_keys=True)} -->"
+def state_marker(proposal: str, head: str, **more) -> str:
+    """The hidden marker. `<` and `>` are JSON-escaped, so no text inside can end the HTML comment early."""
+    data = json.dumps({"proposal": proposal, "head": head, **more}, sort_keys=True, ensure_ascii=False)
+    return "<!-- skillopt:pr " + data.replace("<", "\\u003c").replace(">", "\\u003e") + " -->"
+
+
+def with_state(body: str | None, **changes) -> str:
+    """`body` with its state marker replaced by one carrying `changes` on top of the old state."""
+    state = {**read_state(body), **changes}
+    text = STATE_RE.sub("", body or "").rstrip("\n")
+    return text + "\n" + state_marker(state.pop("proposal", "") or "", state.pop("head", "") or "", **state) + "\n"
 
 
 def read_state(body: str | None) -> dict:
@@ -68,9 +81,18 @@ class OpenPR:
         return read_state(self.body).get("proposal")
 
     @property
+    def state(self) -> dict:
+        return read_state(self.body)
+
+    @property
     def human_pushed(self) -> bool:
         """Someone else moved the branch since the bot last pushed it (or the body lost our record)."""
         return self.recorded_head != self.head_sha
+
+    @property
+    def human_head_described(self) -> bool:
+        """The body and the gate check already describe the human's head commit."""
+        return self.state.get("described") == self.head_sha
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,9 @@ class ClosedPR:
     number: int
     proposal: str | None
     merged: bool
+    edits: tuple[dict, ...] = ()  # {"edit": <edit dict>, "delta": <gate change or None>} from the state marker
+    base_hash: str | None = None  # skill_hash of the default-branch skill it was proposed against
+    closed_as: str | None = None  # "adopted" when skillopt closed it because the default branch has the skill
 
 
 @dataclass(frozen=True)
@@ -88,7 +113,7 @@ class Plan:
     create: bool = False
     edit: bool = False  # replace title/body of the open PR
     close: bool = False
-    comment: str | None = None  # why to leave a (sticky) comment on the open PR: human-pushed | no-improvement
+    comment: str | None = None  # why to leave a (sticky) comment on the open PR: human-pushed
     proposal: str | None = None
     pr_number: int | None = None
     extra: dict = field(default_factory=dict)
@@ -110,16 +135,17 @@ def decide(*, improved: bool, best: str, default_skill: str, open_pr: OpenPR | N
                 )
             return Plan("created", "an edit passed the gate", push=True, create=True, proposal=proposal)
         if open_pr.human_pushed:
+            new = open_pr.proposal != proposal
             return Plan(
                 "unchanged",
-                f"someone else pushed to the branch of #{open_pr.number}; "
-                "not force-pushing over it, commenting instead",
-                comment="human-pushed",
+                f"someone else pushed to the branch of #{open_pr.number}; not force-pushing over it"
+                + (", noting the new proposal in a comment" if new else ""),
+                comment="human-pushed" if new else None,
                 proposal=proposal,
                 pr_number=open_pr.number,
             )
         if open_pr.proposal == proposal and open_pr.branch_skill == best:
-            return Plan("unchanged", f"#{open_pr.number} already proposes this skill; refreshed its report", edit=True,
+            return Plan("unchanged", f"#{open_pr.number} already proposes this skill; left as it is",
                         proposal=proposal, pr_number=open_pr.number)
         return Plan("updated", f"a better skill passed the gate; #{open_pr.number} updated", push=True, edit=True,
                     proposal=proposal, pr_number=open_pr.number)
@@ -131,19 +157,19 @@ def decide(*, improved: bool, best: str, default_skill: str, open_pr: OpenPR | N
             return Plan(
                 "unchanged",
                 f"#{open_pr.number} no longer changes the skill, but someone else pushed to it; leaving it open",
-                comment="human-pushed",
                 pr_number=open_pr.number,
             )
         return Plan("closed", f"the default branch already has the skill #{open_pr.number} proposed", close=True,
                     pr_number=open_pr.number)
     return Plan("unchanged", f"no edit passed the gate this run; #{open_pr.number} still proposes its earlier skill",
-                comment="no-improvement", pr_number=open_pr.number)
+                pr_number=open_pr.number)
 
 
 # --------------------------------------------------------------------------- do
 
 
-def _file_at(repo, path: str, ref: str) -> str | None:
+def file_at(repo, path: str, ref: str) -> str | None:
+    """The text of `path` at `ref`, or None when it is missing (or a directory)."""
     try:
         content = repo.get_contents(path, ref=ref)
     except UnknownObjectException:
@@ -157,14 +183,43 @@ def find_open(repo, branch: str, skill_path: str) -> OpenPR | None:
     owner = repo.full_name.split("/")[0]
     for pr in repo.get_pulls(state="open", head=f"{owner}:{branch}"):
         return OpenPR(number=pr.number, url=pr.html_url, head_sha=pr.head.sha, body=pr.body or "",
-                      branch_skill=_file_at(repo, skill_path, pr.head.sha))
+                      branch_skill=file_at(repo, skill_path, pr.head.sha))
     return None
+
+
+def closed_from(number: int, body: str | None, merged: bool) -> ClosedPR:
+    state = read_state(body)
+    edits = tuple(e for e in state.get("edits") or [] if isinstance(e, dict) and isinstance(e.get("edit"), dict))
+    return ClosedPR(number, state.get("proposal"), merged, edits, state.get("base_hash"), state.get("closed"))
 
 
 def find_closed(repo, branch: str) -> list[ClosedPR]:
     owner = repo.full_name.split("/")[0]
-    return [ClosedPR(pr.number, read_state(pr.body).get("proposal"), bool(pr.merged))
+    return [closed_from(pr.number, pr.body, bool(pr.merged))
             for pr in repo.get_pulls(state="closed", head=f"{owner}:{branch}")]
+
+
+def closed_by(repo, number: int) -> str | None:
+    """Who closed issue/PR `number` (GitHub records it on the issue, not on the pull request)."""
+    user = repo.get_issue(number).closed_by
+    return user.login if user is not None else None
+
+
+def ref_sha(repo, branch: str) -> str | None:
+    try:
+        return repo.get_git_ref(f"heads/{branch}").object.sha
+    except UnknownObjectException:
+        return None
+
+
+def restore_ref(repo, branch: str, previous: str | None) -> str:
+    """Undo a push: delete the branch if this run created it, else point it back where it was."""
+    ref = repo.get_git_ref(f"heads/{branch}")
+    if previous is None:
+        ref.delete()
+        return f"deleted the branch {branch}"
+    ref.edit(previous, force=True)
+    return f"reset the branch {branch} to {previous[:12]}"
 
 
 def push_skill(repo, *, branch: str, parent_sha: str, skill_path: str, text: str, message: str, force: bool) -> str:
@@ -183,14 +238,13 @@ def push_skill(repo, *, branch: str, parent_sha: str, skill_path: str, text: str
     return commit.sha
 
 
-def apply_labels(repo, number: int, labels: tuple[str, ...]) -> None:
-    if not labels:
-        return
-    issue = repo.get_issue(number)
-    have = [label.name for label in issue.labels]
-    want = have + [x for x in labels if x not in have]
-    if want != have:
-        issue.edit(labels=want)
+def add_labels(pr, labels: tuple[str, ...]) -> None:
+    """POST /issues/{n}/labels with {"labels": [...]}: adds to the PR's labels, never replaces them. (PyGithub's
+    add_to_labels sends a bare array, which GitHub's REST description does not allow.)"""
+    have = {label.name for label in pr.labels}
+    new = [x for x in labels if x not in have]
+    if new:
+        pr.requester.requestJsonAndCheck("POST", f"{pr.issue_url}/labels", input={"labels": new})
 
 
 def request_reviewers(pr, reviewers: tuple[str, ...], author: str | None) -> list[str]:

@@ -80,6 +80,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 from ..text import clip
 from ..types import Completion, ScoreResult, Task, TaskScore
+from ..yamlfile import kind_of, plain
 
 
 class Scorer(Protocol):
@@ -214,7 +215,7 @@ def text_setting(
     v: Any, what: str, spec: dict, file: str | None, line: int | None, *, allow_empty: bool = False
 ) -> str:
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-        raise ConfigError(f"scorer {spec['type']!r}: {what} must be text, got {type(v).__name__} {v!r}", file, line,
+        raise ConfigError(f"scorer {spec['type']!r}: {what} must be text, got {kind_of(v)} {plain(v)!r}", file, line,
                           "write it as quoted text, e.g. \"yes\" or \"42\" (YAML reads bare yes/no/null as "
                           "booleans/null)")
     s = str(v)

@@ -21,6 +21,9 @@ class ChatTarget:
         self.model = model
         self.name = f"{model.settings.provider}:{model.settings.model}"
         self.price_model = model.settings.model  # the ledger prices tokens by this name
+        # an empty answer from a served model is a failed call to retry; the bundled local model is deterministic
+        # per seed, so its empty answer is scored as a failed rollout at once (and cached like any other)
+        self.retry_empty = model.settings.provider != "local"
         self._system_template = system_template
 
     def fingerprint(self) -> dict:
@@ -32,7 +35,8 @@ class ChatTarget:
         transcript = [{"role": "system", "content": system}, *task.messages(),
                       {"role": "assistant", "content": reply.text}]
         # the answer scored is what follows a reasoning model's <think> block; the transcript keeps it all
-        return Completion(text=strip_thinking(reply.text), transcript=transcript, usage=reply.usage)
+        return Completion(text=strip_thinking(reply.text), transcript=transcript, usage=reply.usage,
+                          extra={"model": reply.model} if reply.model else {})
 
 
 @register_target(*CHAT_TARGETS)

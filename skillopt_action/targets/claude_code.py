@@ -150,6 +150,10 @@ class ClaudeCodeTarget(PresetTarget):
             usage = Usage(inp, int(u.get("output_tokens") or 0), float(cost) if cost is not None else None)
             text = str(result.get("result") or "")
             extra.update(num_turns=result.get("num_turns"), subtype=result.get("subtype"))
+            usage_by_model = result.get("modelUsage")
+            models = sorted(usage_by_model) if isinstance(usage_by_model, dict) else []
+            if models:
+                extra["model"] = ",".join(models)
             denials = result.get("permission_denials") or []
             if denials:
                 extra["permission_denials"] = [short(d, 300) for d in denials[:10]]

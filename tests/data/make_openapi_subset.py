@@ -8,7 +8,8 @@ reference, so the committed file stays small.
     python tests/data/make_openapi_subset.py "$PWD/package/generated/api.github.com.json"
 
 PyGithub's Issue.add_to_labels sends a bare JSON array, which the description does not allow (it
-documents only {"labels": [...]}), so the bot sets labels with PATCH /issues/{issue_number} instead.
+documents only {"labels": [...]}), so the bot adds labels with POST /issues/{issue_number}/labels and
+that object, sent through PyGithub's requester (a PATCH of the issue would replace the other labels).
 
 Add an operation here (and regenerate) before the bot starts calling it; the fake server answers
 unknown operations with 404 and records a violation.
@@ -28,6 +29,7 @@ OPERATIONS = [
     ("get", "/repos/{owner}/{repo}/git/ref/{ref}"),
     ("post", "/repos/{owner}/{repo}/git/refs"),
     ("patch", "/repos/{owner}/{repo}/git/refs/{ref}"),
+    ("delete", "/repos/{owner}/{repo}/git/refs/{ref}"),
     ("get", "/repos/{owner}/{repo}/git/commits/{commit_sha}"),
     ("post", "/repos/{owner}/{repo}/git/commits"),
     ("post", "/repos/{owner}/{repo}/git/trees"),
@@ -37,7 +39,7 @@ OPERATIONS = [
     ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("post", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"),
     ("get", "/repos/{owner}/{repo}/issues/{issue_number}"),
-    ("patch", "/repos/{owner}/{repo}/issues/{issue_number}"),
+    ("post", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
     ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("get", "/repos/{owner}/{repo}/issues/comments/{comment_id}"),
