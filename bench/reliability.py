@@ -69,6 +69,8 @@ def good(req):
 
 
 def outcome(out: Path) -> tuple:
+    """The result of the newest run under the CLI's `--out` directory (`DIR/latest`)."""
+    out = out / "latest"
     r = json.loads((out / "report.json").read_text())
     return ((out / "best_skill.md").read_text(), json.dumps(r["scores"], sort_keys=True),
             [(s["accepted"], s["summary"]) for s in r["steps"]])
@@ -82,7 +84,7 @@ def optimize(tmp: Path, responder, extra: dict | None = None, timeout: float = 5
         code, err = cli("optimize", "--config", str(cfg), "--out", str(tmp / "out"), "--quiet")
         assert code == 0, err
         n = len(s.requests)
-    return outcome(tmp / "out"), json.loads((tmp / "out/report.json").read_text()), n
+    return outcome(tmp / "out"), json.loads((tmp / "out/latest/report.json").read_text()), n
 
 
 # --------------------------------------------------------------------------- 1. faults
@@ -179,11 +181,11 @@ def kills(tmp: Path, n: int, seed: int, cap: int = 60) -> list[str]:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             at_kill = len(s.requests)
-            journal = sum(json.loads(x)["e"] == "call" for x in (d / "out/spend.jsonl").read_text().splitlines())
+            journal = sum(json.loads(x)["e"] == "call" for x in (d / "out/latest/spend.jsonl").read_text().splitlines())
             holding.after = None
             assert subprocess_run([*argv, "--resume"], d).wait(timeout=300) == 0
             served = len(s.requests)
-        report = json.loads((d / "out/report.json").read_text())
+        report = json.loads((d / "out/latest/report.json").read_text())
         rows.append(f"| {i + 1} | {after} | {at_kill - after} | {journal == at_kill} ({journal}) | "
                     f"{'identical' if outcome(d / 'out') == ref else '**DIFFERENT**'} | {served} | "
                     f"{report['spend']['calls'] == served} ({report['spend']['calls']}) |")
@@ -351,7 +353,7 @@ def malformed(tmp: Path) -> list[str]:
         for e in ("0", "-1"):
             add(f"`--epochs {e}`", *cli("optimize", "--config", str(cfg), "--out", str(base / "o"), "--epochs", e))
         assert cli("optimize", "--config", str(cfg), "--out", str(base / "o"), "--quiet")[0] == 0
-        state = base / "o/state.json"
+        state = base / "o/latest/state.json"
         good_state = state.read_text()
         for label, text in {"state.json truncated": good_state[: len(good_state) // 2], "state.json `{}`": "{}",
                             "state.json `[]`": "[]", "state.json binary": "\udcff"}.items():

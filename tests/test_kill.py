@@ -73,12 +73,12 @@ def kill_when_held(proc: subprocess.Popen, server: ModelServer, after: int, quie
 
 
 def journal_calls(out: Path) -> int:
-    return sum(json.loads(x)["e"] == "call" for x in (out / "spend.jsonl").read_text().splitlines())
+    return sum(json.loads(x)["e"] == "call" for x in (out / "latest" / "spend.jsonl").read_text().splitlines())
 
 
 def rows(out: Path) -> list[tuple]:
     return [(r["phase"], r["task_id"], r["sample"])
-            for r in map(json.loads, (out / "trajectories.jsonl").read_text().splitlines())]
+            for r in map(json.loads, (out / "latest" / "trajectories.jsonl").read_text().splitlines())]
 
 
 @pytest.mark.parametrize("after", [3, 14, 26])  # in the baseline, in step 1's gate, in step 2 / the final scoring
@@ -97,7 +97,7 @@ def test_kill_9_then_resume_keeps_the_cap_and_the_spend_equals_the_servers_count
         resumed = start([*argv, "--resume"], tmp_path)
         assert resumed.wait(timeout=180) == 0, logs(tmp_path)
         total = len(server.requests)
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "latest" / "report.json").read_text())
     assert total <= CAP, f"the cap held across the kill: server answered {total} calls for a cap of {CAP}"
     assert report["spend"]["calls"] == total, "report.json's spend is the server's count"
     assert report["status"] in ("completed", "stopped_budget")

@@ -134,7 +134,7 @@ def test_budget_stop_keeps_best_so_far_and_resume_pays_nothing_twice(tmp_path, s
     resumed = json.loads((out / "latest" / "report.json").read_text())
     assert resumed["status"] == "completed" and len(resumed["steps"]) == 2
     # no rollout (skill, task, sample) and no optimizer call was paid twice across the stop and the resume
-    rows = [json.loads(x) for x in (out / "trajectories.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (out / "latest" / "trajectories.jsonl").read_text().splitlines()]
     paid = [(r["skill_hash"], r["task_id"], r["sample"]) for r in rows if not r["cached"]]
     assert len(paid) == len(set(paid))
     opt = [hashlib.sha256(json.dumps(r.json, sort_keys=True).encode()).hexdigest() for r in server.requests
@@ -192,7 +192,7 @@ def test_bundle_mode_keeps_the_blacklist_semantics(tmp_path):
         assert run(cfg, tmp_path / "a", "--memory", str(memory)) == 0
         assert [json.loads(x)["verdict"] for x in memory.read_text().splitlines()] == ["bundle"]
         assert run(cfg, tmp_path / "b", "--memory", str(memory)) == 0
-    report = json.loads((tmp_path / "b/report.json").read_text())
+    report = json.loads((tmp_path / "b/latest/report.json").read_text())
     assert report["steps"][0]["dropped"][0]["reason"] == "previously rejected by the gate (in a bundle)"
     assert report["steps"][0]["gate"] is None, "nothing left to gate once the repeat is dropped"
 

@@ -205,10 +205,10 @@ def test_weekly_second_run_restores_cache_and_memory_a_week_later(scratch):
     assert code == 0, log[-5000:]
     assert "evicted" not in log
     second = scratch.artifact_report()
-    assert "loaded 1 previously rejected edits" in log
+    assert "loaded 1 earlier gate decisions" in log
     dropped = second["steps"][0]["dropped"]
     assert [d["edit"]["content"] for d in dropped] == [gp.USELESS_TEXT]
-    assert dropped[0]["reason"] == "previously rejected by the gate"
+    assert dropped[0]["reason"] == "previously rejected by the gate (in a bundle)"  # gate.mode: paired
     run2 = scratch.model.requests[n:]
     baseline = [r for r in run2 if r.model == "target-model" and "UPPERCASE" not in (r.system or "")]
     assert baseline == [], "every rollout of the unchanged skill came from the restored cache"
