@@ -56,7 +56,12 @@ def with_state(body: str | None, **changes) -> str:
 
 
 def read_state(body: str | None) -> dict:
-    m = STATE_RE.search(body or "")
+    return read_json_marker(STATE_RE, body)
+
+
+def read_json_marker(pattern: re.Pattern[str], body: str | None) -> dict:
+    """The JSON object inside a hidden `<!-- ... {json} -->` marker of a body; {} when missing or damaged."""
+    m = pattern.search(body or "")
     if not m:
         return {}
     try:

@@ -60,14 +60,7 @@ def marker(**state: Any) -> str:
 
 
 def read_marker(body: str | None) -> dict:
-    m = MARKER_RE.search(body or "")
-    if not m:
-        return {}
-    try:
-        data = json.loads(m.group(1))
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return prs.read_json_marker(MARKER_RE, body)
 
 
 @dataclass(frozen=True)
