@@ -24,7 +24,7 @@ FLOORS: list[set[str]] = [
     {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop", "shard",
      "triggering", "epoch_memory"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
-    {"cli", "init", "github", "__main__"},
+    {"cli", "cli_args", "init", "github", "__main__"},
 ]
 # Imports inside functions are allowed only for optional dependencies that may not be installed.
 LAZY_OK = {"llama_cpp"}
