@@ -268,7 +268,8 @@ def test_sharded_pr_gate_merges_a_matrix_of_shards_into_the_unsharded_check(scra
     pr = scratch.fake.add_pull(scratch.repo, head_ref="shout", head_sha=head, base_ref="main", title="shout")
     payload = gp.pull_request_payload(REPO, pr["number"], "shout", head, scratch.main_sha)
     code, log = scratch.act("pull_request", payload, "skillopt-pr-gate-sharded.yml", ref=head, jobs=1)
-    assert code == 0, log[-6000:]
+    errors = "\n".join(line for line in log.splitlines() if "error" in line.lower() or "Traceback" in line)
+    assert code == 0, errors[-6000:] + "\n---\n" + log[-4000:]
     shards = sorted(p.name for p in scratch.artifacts.iterdir() if p.name.startswith("skillopt-shard-"))
     assert shards == ["skillopt-shard-1", "skillopt-shard-2"], shards
     manifests = [json.loads((scratch.artifacts / s / "shard.json").read_text()) for s in shards]
