@@ -285,3 +285,17 @@ def world_fixture(tmp_path: Path, monkeypatch):
     finally:
         fake.stop()
         model.close()
+
+
+def copy_action(dst_parent: Path) -> Path:
+    """What `uses: skillopt/skillopt-action@v1` would download, copied from this checkout into
+    `dst_parent/skillopt-action`: action.yml, the package, its templates and metadata."""
+    root = Path(__file__).resolve().parent.parent
+    dst = dst_parent / "skillopt-action"
+    dst.mkdir()
+    for name in ("action.yml", "pyproject.toml", "README.md", "LICENSE"):
+        if (root / name).exists():
+            shutil.copy(root / name, dst / name)
+    shutil.copytree(root / "skillopt_action", dst / "skillopt_action", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "templates", dst / "templates")
+    return dst

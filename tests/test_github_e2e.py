@@ -24,7 +24,6 @@ from model_server import ModelServer
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 REPO = "acme/skills"
 TOKEN = "ghs_e2e_actions_token"
 READ_ONLY_TOKEN = "ghs_e2e_fork_read_only_token"  # what GitHub gives a fork pull request's workflow
@@ -68,14 +67,7 @@ def tool_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def action_src(tmp_path_factory) -> Path:
     """A copy of this checkout's action (what `uses:` would download): action.yml, the package, templates."""
-    dst = tmp_path_factory.mktemp("action") / "skillopt-action"
-    dst.mkdir()
-    for name in ("action.yml", "pyproject.toml", "README.md"):
-        if (ROOT / name).exists():
-            shutil.copy(ROOT / name, dst / name)
-    shutil.copytree(ROOT / "skillopt_action", dst / "skillopt_action", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "templates", dst / "templates")
-    return dst
+    return gp.copy_action(tmp_path_factory.mktemp("action"))
 
 
 class ActWorld:

@@ -45,14 +45,7 @@ def tool_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def action_src(tmp_path_factory) -> Path:
     """What `uses: skillopt/skillopt-action@v1` would download: action.yml, the package and its templates."""
-    dst = tmp_path_factory.mktemp("action") / "skillopt-action"
-    dst.mkdir()
-    for name in ("action.yml", "pyproject.toml", "README.md", "LICENSE"):
-        if (ROOT / name).exists():
-            shutil.copy(ROOT / name, dst / name)
-    shutil.copytree(ROOT / "skillopt_action", dst / "skillopt_action", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "templates", dst / "templates")
-    return dst
+    return gp.copy_action(tmp_path_factory.mktemp("action"))
 
 
 def edits_json(*texts: str) -> str:
