@@ -11,7 +11,9 @@ Every decision goes through the real gate code (bench/gates.py: `gate.compare` f
 - false accept per run: as many neutral decisions in a row as the loop plans for a run of `--steps` (6) steps
   (strict/paired: one per step; sequential: `search.planned_decisions`, over which the run's alpha is split),
   against one incumbent whose samples are drawn once and reused, as the loop's cache does (an accepted
-  candidate becomes the incumbent with its samples); the share of runs in which any decision accepts;
+  candidate becomes the incumbent with its samples); the share of runs that end with a changed skill: for
+  sequential, a run with an accepted decision must also pass the loop's final confirmation on fresh samples (a
+  mean gain with `gate.control: decisions`, a test at the run's alpha with `control: final`);
 - power: a +5 or +10-point rule accepted; harmful: a -5-point rule accepted (`sim.World`: each rule applies
   to half of the val tasks, calibrated exactly on the trial's val tasks);
 - val rollouts per decision: samples drawn during the decision, of both skills. The incumbent's baseline
@@ -42,7 +44,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from gates import MODES, Side, driver, skip_report_ci  # noqa: E402
+from gates import MODES, SequentialGate, Side, driver, skip_report_ci  # noqa: E402
 from sim import DIFFICULTIES, World, base_probabilities  # noqa: E402
 
 KINDS = ("neutral", "helpful5", "helpful10", "harmful")
@@ -104,6 +106,7 @@ def _run_unit(u: Unit) -> Tally:
         if u.kind == "neutral":
             t.runs += 1
             any_accept = False
+            start = incumbent
             for d in range(gate.decisions_per_run):
                 candidate = Side(base, f"{key}:candidate{d}")
                 accepted = gate.decide(incumbent, candidate, seed=trial * 31 + d)
@@ -115,6 +118,8 @@ def _run_unit(u: Unit) -> Tally:
                     any_accept = True
                     incumbent = candidate  # the loop keeps the accepted candidate with its cached samples
                     incumbent.new_draws = 0
+            if any_accept and isinstance(gate, SequentialGate):
+                any_accept = gate.confirmed(start, incumbent, seed=trial * 31 + 999)
             t.runs_any += any_accept
         else:
             rule = world.make_rule(1, u.kind, random.Random(key + ":rule"))
@@ -247,7 +252,8 @@ of `gate: {{mode: <mode>}}`{f' plus `{args.gate_extra}`' if extra else ''}:
 Incumbent difficulty: equal ({eq}) or hetero ({het}; many tasks near 0 or 1). A rule applies to half of the val
 tasks and moves the val mean by exactly the stated points. "False accept / run": the share of runs of
 "decisions / run" neutral decisions (what the loop plans for {args.steps} steps) against one incumbent, whose
-samples are drawn once and reused as the loop's cache does, in which any decision accepts. Rollouts per decision
+samples are drawn once and reused as the loop's cache does, that end with a changed skill (for sequential: a
+decision accepted and the loop's final confirmation on fresh samples passed). Rollouts per decision
 count the samples of both skills drawn during the decision (not the incumbent's baseline measurement). With
 {args.trials} trials a rate near 5 % has a 95 % margin of about ±{196 * (0.05 * 0.95 / args.trials) ** 0.5:.1f}
 points, near 50 % about ±{196 * (0.25 / args.trials) ** 0.5:.1f}. Trials use common random numbers: every mode

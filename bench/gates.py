@@ -11,8 +11,10 @@ changed defaults reach the bench without an edit here):
 - `FixedGate` (strict / paired): `gate.samples` per task on both sides, one call of `gate.compare`; one decision
   per step, and the incumbent's baseline measurement has `gate.samples` per task;
 - `SequentialGate`: a `sequential.SequentialTest` fed round by round with the (side, task, index) samples it
-  asks for, with the loop's settings (`evaluation.sequential_settings`) at the loop's per-decision alpha (the
-  run's alpha split over `search.planned_decisions` for a run of `steps` steps); the baseline has 1 sample.
+  asks for, with the loop's settings (`evaluation.sequential_settings`) at the loop's per-decision alpha (with
+  `gate.control: decisions`, the run's alpha split over `search.planned_decisions` for a run of `steps` steps;
+  with `final`, the run's alpha, and a run must also pass the final confirmation); the baseline has
+  `gate.incumbent_samples` per task.
 
 Adding a mode is one driver class and one line in `driver()`.
 
@@ -126,21 +128,37 @@ class SequentialGate:
         self.name = "sequential"
         self.rt = SimpleNamespace(cfg=cfg)  # what the loop's settings helpers read from a Runtime
         self.decisions_per_run = planned_decisions(self.rt, steps)  # type: ignore[arg-type]
-        self.alpha = cfg.gate.alpha / self.decisions_per_run
-        self.baseline_samples = 1
-        self.describe = (f"rounds of {list(cfg.gate.schedule)} samples, run alpha {cfg.gate.alpha:g} over "
-                         f"{self.decisions_per_run} decisions ({self.alpha:.2g} each), task_alpha "
-                         f"{cfg.gate.task_alpha:g}")
+        self.control = cfg.gate.control
+        self.run_alpha = cfg.gate.alpha
+        self.alpha = cfg.gate.alpha / self.decisions_per_run if self.control == "decisions" else cfg.gate.alpha
+        self.baseline_samples = cfg.gate.incumbent_samples  # the loop's baseline val measurement
+        spent = (f"over {self.decisions_per_run} decisions ({self.alpha:.2g} each)" if self.control == "decisions"
+                 else f"at each of {self.decisions_per_run} decisions and at the final confirmation (control final)")
+        self.describe = (f"rounds of {list(cfg.gate.schedule)} samples, run alpha {cfg.gate.alpha:g} {spent}, "
+                         f"task_alpha {cfg.gate.task_alpha:g}")
 
-    def decide(self, incumbent: Side, candidate: Side, seed: int) -> bool:
-        settings = sequential_settings(self.rt, self.alpha, seed=seed)  # type: ignore[arg-type]
+    def decide(self, incumbent: Side, candidate: Side, seed: int, alpha: float | None = None) -> bool:
+        return self._test(incumbent, candidate, seed, self.alpha if alpha is None else alpha).accepted
+
+    def confirmed(self, start: Side, final: Side, seed: int) -> bool:
+        """The loop's final confirmation on fresh samples of both skills: a mean gain (control decisions), or a
+        test at the run's alpha (control final)."""
+        fresh_start, fresh_final = Side(start.probs, start.key + ":fresh"), Side(final.probs, final.key + ":fresh")
+        result = self._test(fresh_start, fresh_final, seed, self.run_alpha)
+        if self.control == "final":
+            return result.accepted
+        return result.delta > 0 and result.verdict != "harmful"
+
+    def _test(self, incumbent: Side, candidate: Side, seed: int, alpha: float):
+        settings = sequential_settings(self.rt, alpha, seed=seed)  # type: ignore[arg-type]
         test = SequentialTest([task_key(t) for t in range(incumbent.n_tasks)], settings)
         sides = {"incumbent": incumbent, "candidate": candidate}
         while test.result is None:
             for side, task, index in test.next_requests():
                 test.add(side, task, index, sides[side].score(int(task[1:]), index))
             test.look()
-        return test.result.accepted
+        assert test.result is not None
+        return test.result
 
 
 def driver(mode: str, steps: int = 6, gate_extra: dict | None = None) -> FixedGate | SequentialGate:

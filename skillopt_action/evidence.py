@@ -48,12 +48,17 @@ class EvidenceMemory:
                 found = row
         return found
 
-    def block_reason(self, edit: Edit, skill_hash: str) -> str | None:
-        """Why `edit` must not be tested again against the skill with this hash, or None."""
+    def block_reason(self, edit: Edit, skill_hash: str, max_rounds: int | None = None) -> str | None:
+        """Why `edit` must not be tested again against the skill with this hash, or None. With `max_rounds` (the
+        sequential gate's rounds), an edit whose test already used every look against this skill is blocked too:
+        re-testing it could only repeat its verdict."""
         row = self._latest(edit.key(), skill_hash)
         if row is None:
             return None
         verdict = record_verdict(row)
+        if (max_rounds is not None and verdict in RESUMABLE and row.get("skill_hash") == skill_hash
+                and int(row.get("rounds") or 0) >= max_rounds):
+            return f"its test against this skill already used all {max_rounds} rounds ({_effect(row)})"
         if verdict == "legacy":
             return "previously rejected by the gate"
         if verdict == "bundle":

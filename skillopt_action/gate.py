@@ -75,6 +75,7 @@ __all__ = [
 
 MODES = ("paired", "strict", "sequential")
 TESTS = ("permutation", "bootstrap")
+CONTROLS = ("decisions", "final")  # sequential: where the run's alpha is spent
 
 # Up to this many non-zero deltas the sign-flip p-value is computed exactly.
 EXACT_MAX_NONZERO = 16
@@ -102,10 +103,21 @@ class GateSettings:
     task_alpha: float = 0.25  # sequential: the per-task gains must also pass a sign-flip test at this level
     confirm: bool = True  # sequential: re-confirm the final skill against the start on fresh samples
     no_regression: bool = False  # sequential: reject an edit that makes any val task significantly worse
+    # sequential: "decisions" splits alpha across the run's decisions (Bonferroni); "final" gives every decision
+    # alpha and makes the final confirmation on fresh samples a test at alpha that the run must pass
+    control: str = "decisions"
+    incumbent_samples: int = 1  # sequential: the incumbent's samples per val task from round 1 on (cached, shared)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"gate mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.control not in CONTROLS:
+            raise ValueError(f"gate control must be one of {', '.join(CONTROLS)}, got {self.control!r}")
+        if isinstance(self.incumbent_samples, bool) or not isinstance(self.incumbent_samples, int) \
+                or self.incumbent_samples < 1:
+            raise ValueError(f"gate incumbent_samples must be an integer >= 1, got {self.incumbent_samples!r}")
+        if self.control == "final" and not self.confirm:
+            raise ValueError("gate control 'final' needs gate.confirm: true (the final confirmation is its test)")
         if self.test not in TESTS:
             raise ValueError(f"gate test must be one of {', '.join(TESTS)}, got {self.test!r}")
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:

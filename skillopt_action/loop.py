@@ -53,7 +53,7 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
         screening = cfg.loop.candidates * batch  # each candidate on at most the whole minibatch
         decisions = min(cfg.gate.decisions, cfg.loop.edit_budget.ops)
         per_step = batch + screening + decisions * 2 * n_val * k + (n_val * k if decisions > 1 else 0)
-        baseline, final = n_val, 2 * n_val * k + 2 * n_test * s
+        baseline, final = n_val * cfg.gate.incumbent_samples, 2 * n_val * k + 2 * n_test * s
     else:
         per_step = batch + n_val * s
         baseline, final = n_val * s, 2 * n_test * s
@@ -136,17 +136,21 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         write_json(state_path, state)
 
     n_decisions = planned_decisions(rt, total_steps) + extra_decisions(rt, epochs, total_steps)
-    decision_alpha = cfg.gate.alpha / n_decisions
+    decision_alpha = cfg.gate.alpha / n_decisions if cfg.gate.control == "decisions" else cfg.gate.alpha
     if cfg.loop.description.train:
         check_training(rt, baseline)
     if sequential:
-        log(f"gate sequential: run alpha {cfg.gate.alpha:g} split over at most {n_decisions} "
-            f"decision(s) ({decision_alpha:.2g} each), rounds of {list(cfg.gate.schedule)} sample(s) per task")
+        spent = (f"split over at most {n_decisions} decision(s) ({decision_alpha:.2g} each)"
+                 if cfg.gate.control == "decisions" else
+                 "at each decision and at the final confirmation against the starting skill, which must pass")
+        log(f"gate sequential: run alpha {cfg.gate.alpha:g} {spent}, rounds of {list(cfg.gate.schedule)} sample(s) "
+            "per task")
     if not resume:
         checkpoint()  # from the first call on, a killed run can be resumed
 
     try:
-        base_val = rt.rollouts(baseline, "val", 1 if sequential else cfg.gate.samples, "baseline:val")
+        base_val = rt.rollouts(baseline, "val", cfg.gate.incumbent_samples if sequential else cfg.gate.samples,
+                               "baseline:val")
     except BudgetExceeded as exc:
         raise BudgetExceeded(f"{exc} before the baseline was measured: nothing was optimised. "
                              f"Raise `budget:` or reduce tasks/samples.") from None
@@ -229,7 +233,8 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           baseline=baseline, best=best, scores=scores, tasks=tasks, gates=gates,
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps,
-                          search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation)
+                          search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation,
+                                                 cfg.gate.control)
                           if sequential else None, ablation=ablation, transfer=transfer, regressions=worse)
     return report, baseline, best
 
@@ -251,12 +256,16 @@ def kept_edits(steps: list[dict]) -> list[Edit]:
 
 def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, dict, dict]:
     """Re-confirm the final skill against the start on fresh samples. The improvement must hold in direction
-    (a mean gain > 0 on samples no decision has seen); if it does not, the run proposes nothing."""
+    (a mean gain > 0 on samples no decision has seen) or, with `gate.control: final`, pass the sequential test at
+    the run's alpha; if it does not, the run proposes nothing."""
     settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=424242)
     feedback: dict[tuple[str, str], str] = {}
     result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET,
                                    feedback=feedback)
-    confirmed = result.delta > 0 and result.verdict != "harmful"
+    # control "decisions": the decisions spent the run's alpha, so the gain must only hold in direction; control
+    # "final": this test at alpha is what bounds the chance that the run ships a change that does nothing
+    confirmed = (result.accepted if rt.cfg.gate.control == "final"
+                 else result.delta > 0 and result.verdict != "harmful")
     info = {**result.to_dict(), "rollouts": spent, "confirmed": confirmed}
     rt.log(f"confirmation on fresh val samples: {result.reason} -> {'confirmed' if confirmed else 'NOT confirmed'}")
     kept = best if confirmed else baseline
@@ -267,7 +276,8 @@ def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, di
             {"val": sequential_rows(result, confirmed, feedback), **tasks}, {"val": info, **gates})
 
 
-def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, confirmation: dict | None) -> dict:
+def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, confirmation: dict | None,
+                    control: str = "decisions") -> dict:
     decisions = [d for s in steps for d in s.get("decisions", [])]
     screened = sum((s.get("screening") or {}).get("screened_out", 0) for s in steps)
     screen_cost = sum((s.get("screening") or {}).get("rollouts", 0) for s in steps)
@@ -283,7 +293,8 @@ def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, 
         if decisions else 0.0,
         "screened_out": screened, "screening_rollouts": screen_cost,
         "run_alpha": run_alpha, "decision_alpha": decision_alpha,
-        "false_accept_bound": round(spent, 6),
+        "control": control,
+        "false_accept_bound": round(spent if control == "decisions" else run_alpha, 6),
         "confirmation": confirmation,
     }
 

@@ -7,9 +7,10 @@
 3. Every remaining edit is its own candidate: the current skill plus that one edit. A rider can no longer ship
    with a helpful rule, and a helpful rule is never judged by its bundle.
 4. Screening: each candidate is scored on the train tasks that motivated it plus `loop.screen_size` other tasks
-   of this step's minibatch (the incumbent's scores on them are already known). Candidates that do worse there
-   stop; the rest go on, the largest screening gain first. This costs a few rollouts per candidate instead of a
-   val decision.
+   of this step's minibatch, against fresh samples of the incumbent on the same tasks (shared by the step's
+   candidates; the train rollouts themselves were picked for their outcome and would bias the comparison).
+   Candidates that do worse there stop; the rest go on, the largest screening gain first. This costs a few
+   rollouts per candidate instead of a val decision.
 5. Val decisions: up to `gate.decisions` screened candidates per step, each a sequential test against the
    current skill (sequential.py) at its share of the run's alpha. Incumbent samples are cached and reused. An
    edit tested before against this skill resumes its test instead of starting over.
@@ -34,7 +35,7 @@ from .runtime import Runtime
 from .screen import screen
 from .sequential import SequentialResult
 from .triggering import body_val
-from .types import Edit, Rollout, Task
+from .types import Edit, Task
 
 
 def planned_decisions(rt: Runtime, total_steps: int) -> int:
@@ -61,7 +62,7 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
     kept: list[Edit] = []
     dropped: list[dict] = []
     for e in merged:
-        why = memory.block_reason(e, current_hash)
+        why = memory.block_reason(e, current_hash, max_rounds=len(cfg.gate.schedule))
         if why:
             dropped.append({"edit": e.to_dict(), "reason": why})
         else:
@@ -71,7 +72,6 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
                                      inputs=[(f"the input of train task {t.id!r}", t.prompt_text()) for t in batch])
     dropped += blocked
 
-    inc_train = {r.task_id: r for r in flat}
     candidates: list[dict[str, Any]] = []
     seen_texts: set[str] = set()
     for e in kept[: cfg.loop.candidates]:
@@ -89,7 +89,7 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
             continue
         seen_texts.add(applied.after)
         row["_text"] = applied.after
-        row["screen"] = _screen(rt, n, e, applied.after, batch, inc_train)
+        row["screen"] = _screen(rt, n, e, applied.after, current, batch)
         if not row["screen"]["passed"]:
             row["verdict"] = "screened_out"
             memory.add(e, current_hash, "screened_out", delta=row["screen"]["delta"], step=n,
@@ -151,9 +151,13 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
     return record
 
 
-def _screen(rt: Runtime, n: int, edit: Edit, text: str, batch: list[Task],
-            inc_train: dict[str, Rollout]) -> dict[str, Any]:
-    """Score a candidate on the train tasks that motivated its edit plus a few others of this step's batch."""
+def _screen(rt: Runtime, n: int, edit: Edit, text: str, current: str, batch: list[Task]) -> dict[str, Any]:
+    """Score a candidate on the train tasks that motivated its edit plus a few others of this step's batch.
+
+    The incumbent is scored on fresh samples (index 1), not on the train rollouts the optimizer reflected on: those
+    were chosen for their outcome (a batch of failures, or of successes), so comparing against them would favour
+    edits motivated by failures and screen out edits motivated by successes (regression to the mean). The
+    incumbent's screening samples are shared by every candidate of the step (cached)."""
     motivating = [t for t in batch if t.id in set(edit.tasks)]
     others = [t for t in batch if t not in motivating]
     random.Random(f"{n}:{edit.key()}").shuffle(others)
@@ -161,9 +165,10 @@ def _screen(rt: Runtime, n: int, edit: Edit, text: str, batch: list[Task],
     if not tasks:
         return {"tasks": [], "incumbent": 0.0, "candidate": 0.0, "delta": 0.0, "passed": True, "rollouts": 0}
     before = rt.ledger.role_calls("target")
-    cand = rt.engine.run(text, tasks, 1, label=f"step{n}:screen")
-    inc_sum = sum(inc_train[t.id].score.score for t in tasks)
-    cand_sum = sum(cand[t.id][0].score.score for t in tasks)
+    rs = rt.engine.run_samples([(text, t, 0) for t in tasks] + [(current, t, 1) for t in tasks],
+                               label=f"step{n}:screen")
+    cand_sum = sum(r.score.score for r in rs[: len(tasks)])
+    inc_sum = sum(r.score.score for r in rs[len(tasks):])
     return {"tasks": [t.id for t in tasks], "incumbent": round(inc_sum / len(tasks), 4),
             "candidate": round(cand_sum / len(tasks), 4), "delta": round((cand_sum - inc_sum) / len(tasks), 4),
             "passed": cand_sum >= inc_sum - 1e-9, "rollouts": rt.ledger.role_calls("target") - before}

@@ -63,6 +63,7 @@ class SequentialSettings:
     no_regression: bool = False  # reject a candidate that makes any single task significantly worse
     regression_alpha: float = 0.05  # per-task level of "significantly worse" for no_regression
     seed: int = 0  # for the sign-flip test's Monte Carlo path (more than 16 non-zero tasks)
+    incumbent_samples: int = 1  # the incumbent's samples per task from round 1 on (at least schedule[0])
 
     def __post_init__(self) -> None:
         if not self.schedule or list(self.schedule) != sorted(set(self.schedule)) or self.schedule[0] < 1:
@@ -73,6 +74,9 @@ class SequentialSettings:
             raise ValueError(f"gate spend shares must be >= 0 and sum to at most 1, got {list(self.spend)}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"gate alpha must be in (0, 1), got {self.alpha}")
+        if isinstance(self.incumbent_samples, bool) or not isinstance(self.incumbent_samples, int) \
+                or self.incumbent_samples < 1:
+            raise ValueError(f"gate incumbent_samples must be an integer >= 1, got {self.incumbent_samples!r}")
 
 
 @dataclass
@@ -142,8 +146,9 @@ class SequentialTest:
         if self.result is not None:
             return []
         k = self.settings.schedule[self.r]
+        need = {"incumbent": max(k, self.settings.incumbent_samples), "candidate": k}
         chosen = self.tasks if self.r == 0 else [t for t in self.tasks if self._varies(t)]
-        return [(s, t, i) for t in chosen for s in SIDES for i in range(k) if i not in self.scores[s][t]]
+        return [(s, t, i) for t in chosen for s in SIDES for i in range(need[s]) if i not in self.scores[s][t]]
 
     def add(self, side: str, task_id: str, index: int, score: float) -> None:
         if side not in SIDES:
@@ -230,27 +235,27 @@ class SequentialTest:
             per_task=st["per_task"], min_delta=self.settings.min_delta)
         return self.result
 
-    def _paired(self, task: str) -> tuple[list[float], list[float]]:
-        """Both skills' samples on the indices both have (the test compares like with like)."""
+    def _sides(self, task: str) -> tuple[list[float], list[float]]:
+        """Each skill's samples of a task, in index order. Their numbers are fixed by the design (the schedule and
+        `incumbent_samples`, and which tasks still vary), never by which skill scored what."""
         inc, cand = self.scores["incumbent"][task], self.scores["candidate"][task]
-        common = sorted(set(inc) & set(cand))
-        return [inc[i] for i in common], [cand[i] for i in common]
+        return [inc[i] for i in sorted(inc)], [cand[i] for i in sorted(cand)]
 
     def _stats(self) -> dict:
         per_task, deltas, inc_means, cand_means, strata = [], [], [], [], []
         samples = 0
         for t in self.tasks:
-            inc, cand = self._paired(t)
-            if not inc:
+            inc, cand = self._sides(t)
+            if not inc or not cand:
                 raise ValueError(f"task {t!r} has no sample of both skills; add them before looking")
-            samples += 2 * len(inc)
+            samples += len(inc) + len(cand)
             mi, mc = sum(inc) / len(inc), sum(cand) / len(cand)
             inc_means.append(mi)
             cand_means.append(mc)
             deltas.append(mc - mi)
             stratum = ([quantise(v) for v in inc], [quantise(v) for v in cand])
             per_task.append({"task_id": t, "incumbent": round(mi, 4), "candidate": round(mc, 4),
-                             "delta": round(mc - mi, 4), "samples": len(inc),
+                             "delta": round(mc - mi, 4), "samples": len(cand), "incumbent_samples": len(inc),
                              "p_worse": stratified_p([stratum])[1] if mc < mi - TOL else 1.0})
             strata.append(stratum)
         p, p_harm = stratified_p(strata)
@@ -287,24 +292,32 @@ def _subset_sums(values: list[int], k: int) -> dict[int, int]:
 
 def stratified_p(strata: list[tuple[list[int], list[int]]]) -> tuple[float, float]:
     """One-sided exact p-values (candidate better, candidate worse) of sum_t (mean_c - mean_i) under
-    within-task exchangeability. Each stratum is (incumbent values, candidate values), equal lengths,
-    small non-negative ints."""
+    within-task exchangeability. Each stratum is (incumbent values, candidate values) of small non-negative ints;
+    the two sides may have different numbers of samples.
+
+    In a stratum of n_i incumbent and n_c candidate values with pooled total P, mean_c - mean_i equals
+    S_c (n_i + n_c) / (n_i n_c) - P / n_i, so the statistic is a weighted sum of the candidate sums S_c; each
+    stratum's S_c is distributed as the sum of a random n_c-subset of its pooled values, and the weighted sum's
+    distribution is the product of the strata's generating polynomials (weights scaled to integers)."""
     informative = [(inc, cand) for inc, cand in strata if len(set(inc) | set(cand)) > 1]
     if not informative:
         return 1.0, 1.0
-    lcm = 1
-    for inc, _ in informative:
-        lcm = lcm * len(inc) // gcd(lcm, len(inc))
-    # per task: exponent e = w * sum(candidate), w = lcm / k; statistic T = sum_t w_t (2 S_c - P_t) = 2 E - const
+    rates = [Fraction(len(inc) + len(cand), len(inc) * len(cand)) for inc, cand in informative]
+    scale = 1
+    for r in rates:
+        scale = scale * r.denominator // gcd(scale, r.denominator)
+    weights = [int(r * scale) for r in rates]
+    g = 0
+    for w in weights:
+        g = gcd(g, w)
+    weights = [w // g for w in weights]
     total_ways = 1
     polys: list[dict[int, int]] = []
     observed = 0
-    for inc, cand in informative:
-        k = len(inc)
-        w = lcm // k
-        dist = _subset_sums(inc + cand, k)
+    for (inc, cand), w in zip(informative, weights, strict=True):
+        dist = _subset_sums(inc + cand, len(cand))
         polys.append({w * s: ways for s, ways in dist.items()})
-        total_ways *= comb(2 * k, k)
+        total_ways *= comb(len(inc) + len(cand), len(cand))
         observed += w * sum(cand)
     bits = total_ways.bit_length() + 2
     product = 1

@@ -12,6 +12,9 @@ from helpers import SKILL as SKILL_TEXT
 from model_server import ModelServer, Text
 
 from skillopt_action import api
+from skillopt_action.errors import ConfigError
+from skillopt_action.evidence import EvidenceMemory
+from skillopt_action.types import Edit
 
 CAPITAL = {c.split(":")[0]: c.split(":")[1] for c in COUNTRIES}
 HELP_A = "- Reply with the bare city name for countries from A to J."
@@ -205,3 +208,67 @@ def test_no_regression_rejects_an_edit_that_breaks_one_task_and_the_report_lists
     (cand,) = guarded.report.steps[0]["candidates"]
     assert not guarded.improved and cand["verdict"] == "regression"
     assert "capital-norway" in cand["gate"]["reason"]
+
+
+def test_screening_compares_with_fresh_incumbent_samples_not_the_train_rollouts_reflected_on(tmp_path):
+    """The optimizer reflects on a batch picked for its outcome (here: successes). Comparing a candidate against
+    those same rollouts would screen out every edit by regression to the mean; fresh incumbent samples do not."""
+    calls: dict[tuple[str, str], int] = {}
+
+    def responder(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [{"op": "add", "anchor": "## Answering",
+                                                                 "content": NEUTRAL}]}))
+        country = re.search(r"capital of (\w+)", req.last_user_text).group(1)
+        key = (req.system, country)
+        calls[key] = calls.get(key, 0) + 1
+        # the seed skill is right only on its first try at a task (a lucky first rollout); later tries, and every
+        # try of the candidate, miss
+        return Text(CAPITAL[country] if calls[key] == 1 and NEUTRAL not in req.system else "No idea.")
+
+    result, _ = optimize(tmp_path, responder)
+    step = result.report.steps[0]
+    assert step["train"]["passed"] == 4, "the optimizer saw only successes"
+    (cand,) = step["candidates"]
+    screen = cand["screen"]
+    assert screen["incumbent"] == 0.0 and screen["candidate"] == 0.0, screen
+    assert screen["passed"] and cand["verdict"] != "screened_out"
+    assert screen["rollouts"] == 2 * len(screen["tasks"]), "one fresh sample of each skill per screening task"
+
+
+def test_an_edit_whose_test_used_every_round_against_this_skill_is_not_tested_again():
+    memory = EvidenceMemory([])
+    edit = Edit(op="add", anchor="## Answering", content=NEUTRAL)
+    memory.add(edit, "h1", "inconclusive", delta=0.01, p_value=0.3, rounds=2, step=1)
+    assert memory.block_reason(edit, "h1", max_rounds=3) is None, "a test with a look left may resume"
+    assert memory.rounds_done(edit, "h1") == 2
+    memory.add(edit, "h1", "inconclusive", delta=0.02, p_value=0.2, rounds=3, step=2)
+    why = memory.block_reason(edit, "h1", max_rounds=3)
+    assert why and "already used all 3 rounds" in why and "p=0.2" in why
+    assert memory.block_reason(edit, "h2", max_rounds=3) is None, "against another skill it is a new question"
+
+
+@pytest.mark.parametrize("control", ["decisions", "final"])
+def test_gate_control_says_where_the_runs_alpha_is_spent(tmp_path, control):
+    result, _ = optimize(tmp_path, optimizer_proposing(HELP_A), gate={"control": control})
+    search = result.report.search
+    decision = result.report.steps[0]["decisions"][0]
+    assert search["control"] == control and decision["verdict"] == "accepted"
+    confirmation = search["confirmation"]
+    if control == "decisions":  # split across the run's decisions; the confirmation checks the direction
+        assert decision["alpha"] == pytest.approx(search["decision_alpha"]) and decision["alpha"] < 0.1
+        assert search["false_accept_bound"] <= 0.1
+    else:  # every decision at alpha; the final skill had to pass a test at alpha on fresh samples
+        assert decision["alpha"] == pytest.approx(0.1) and search["false_accept_bound"] == pytest.approx(0.1)
+        assert confirmation["verdict"] == "accepted" and confirmation["alpha"] == pytest.approx(0.1)
+    assert confirmation["confirmed"] and HELP_A in result.best_skill
+
+
+def test_gate_control_final_needs_the_final_confirmation(tmp_path):
+    with ModelServer(responder=optimizer_proposing(HELP_A)) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url,
+                            extra={"gate": {"control": "final", "confirm": False}})
+        with pytest.raises(ConfigError) as err:
+            api.validate(cfg)
+    text = str(err.value)
+    assert "skillopt.yml" in text and "gate.confirm: true" in text

@@ -15,9 +15,9 @@ def brute_force(strata):
     obs = sum(sum(c) / len(c) - sum(i) / len(i) for i, c in strata)
     per_task = []
     for inc, cand in strata:
-        pool, k = inc + cand, len(inc)
-        per_task.append([(sum(pool[j] for j in chosen) - (sum(pool) - sum(pool[j] for j in chosen))) / k
-                         for chosen in itertools.combinations(range(2 * k), k)])
+        pool, n_i, n_c = inc + cand, len(inc), len(cand)
+        per_task.append([sum(pool[j] for j in chosen) / n_c - (sum(pool) - sum(pool[j] for j in chosen)) / n_i
+                         for chosen in itertools.combinations(range(n_i + n_c), n_c)])
     up = lo = total = 0
     for combo in itertools.product(*per_task):
         t = sum(combo)
@@ -36,6 +36,35 @@ def test_stratified_p_is_exact_against_enumeration():
             strata.append(([rng.randint(0, 4) for _ in range(k)], [rng.randint(0, 4) for _ in range(k)]))
         got, want = stratified_p(strata), brute_force(strata)
         assert got == pytest.approx(want, abs=1e-12), strata
+
+
+def test_stratified_p_is_exact_with_more_incumbent_than_candidate_samples():
+    rng = random.Random(4)
+    for _ in range(60):
+        strata = []
+        for _ in range(rng.randint(1, 4)):
+            n_i, n_c = rng.choice([(3, 1), (3, 3), (6, 3), (2, 1), (1, 1)])
+            strata.append(([rng.randint(0, 4) for _ in range(n_i)], [rng.randint(0, 4) for _ in range(n_c)]))
+        got, want = stratified_p(strata), brute_force(strata)
+        assert got == pytest.approx(want, abs=1e-12), strata
+
+
+def test_extra_incumbent_samples_keep_the_error_bound_and_are_drawn_once_per_incumbent():
+    settings = SequentialSettings(alpha=0.05, incumbent_samples=3)
+    rng = random.Random(12)
+    accepted = 0
+    for trial in range(300):
+        ps = heterogeneous(40, rng) if trial % 2 else [0.15] * 40
+        accepted += run(ps, ps, settings, seed=trial)[0].accepted
+    assert accepted / 300 <= 0.05 + 3 * (0.05 * 0.95 / 300) ** 0.5
+    # a second decision against the same incumbent draws only candidate samples in round 1
+    cache: dict = {}
+    first, drawn_first = run([0.5] * 40, [0.5] * 40, settings, seed=1, cache=cache)
+    assert all(t["incumbent_samples"] >= 3 for t in first.per_task)
+    test = SequentialTest([f"t{i:03d}" for i in range(40)], settings)
+    requests = test.next_requests()
+    assert all(r in cache for r in requests if r[0] == "incumbent"), "the incumbent's samples are all cached"
+    assert sum(1 for r in requests if r[0] == "incumbent") == 120 and sum(r[0] == "candidate" for r in requests) == 40
 
 
 def test_four_tasks_that_flip_on_every_sample_are_overwhelming_evidence():
