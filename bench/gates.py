@@ -13,8 +13,7 @@ changed defaults reach the bench without an edit here):
 - `SequentialGate`: a `sequential.SequentialTest` fed round by round with the (side, task, index) samples it
   asks for, with the loop's settings (`evaluation.sequential_settings`) at the loop's per-decision alpha (with
   `gate.control: decisions`, the run's alpha split over `search.planned_decisions` for a run of `steps` steps;
-  with `final`, the run's alpha, and a run must also pass the final confirmation); the baseline has
-  `gate.incumbent_samples` per task.
+  with `final`, the run's alpha, and a run must also pass the final confirmation); the baseline has 1 sample.
 
 Adding a mode is one driver class and one line in `driver()`.
 
@@ -131,7 +130,7 @@ class SequentialGate:
         self.control = cfg.gate.control
         self.run_alpha = cfg.gate.alpha
         self.alpha = cfg.gate.alpha / self.decisions_per_run if self.control == "decisions" else cfg.gate.alpha
-        self.baseline_samples = cfg.gate.incumbent_samples  # the loop's baseline val measurement
+        self.baseline_samples = 1  # the loop's baseline val measurement
         spent = (f"over {self.decisions_per_run} decisions ({self.alpha:.2g} each)" if self.control == "decisions"
                  else f"at each of {self.decisions_per_run} decisions and at the final confirmation (control final)")
         self.describe = (f"rounds of {list(cfg.gate.schedule)} samples, run alpha {cfg.gate.alpha:g} {spent}, "

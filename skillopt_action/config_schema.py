@@ -214,11 +214,7 @@ CONFIG_SCHEMA: dict = {
                 "confirm": {"type": "boolean",
                             "description": "sequential: re-confirm the final skill against the start on fresh "
                                            "samples before proposing it."},
-                "incumbent_samples": {"type": "integer", "minimum": 1, "maximum": 20,
-                                      "description": "sequential: the incumbent's samples per val task from round "
-                                                     "1 on (drawn once per incumbent, cached and shared by every "
-                                                     "decision against it)."},
-                "control": {"enum": ["decisions", "final"],
+                "control": {"enum": ["final", "decisions"],
                             "description": "sequential: how the run's alpha bounds a neutral change. decisions: "
                                            "split across the run's decisions (Bonferroni); final: every decision "
                                            "at alpha, and the final skill must pass a test at alpha against the "

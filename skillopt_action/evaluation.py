@@ -132,8 +132,7 @@ def sequential_settings(rt: Runtime, alpha: float, seed: int) -> SequentialSetti
         later = [float(i + 1) for i in range(len(schedule) - 1)]
         spend = (0.25, *[0.75 * w / sum(later) for w in later])
     return SequentialSettings(alpha=alpha, schedule=schedule, spend=spend, min_delta=g.min_delta,
-                              task_alpha=g.task_alpha, no_regression=g.no_regression, seed=g.seed * 7919 + seed,
-                              incumbent_samples=g.incumbent_samples)
+                              task_alpha=g.task_alpha, no_regression=g.no_regression, seed=g.seed * 7919 + seed)
 
 
 def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: SequentialSettings, label: str, *,

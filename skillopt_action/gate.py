@@ -105,17 +105,13 @@ class GateSettings:
     no_regression: bool = False  # sequential: reject an edit that makes any val task significantly worse
     # sequential: "decisions" splits alpha across the run's decisions (Bonferroni); "final" gives every decision
     # alpha and makes the final confirmation on fresh samples a test at alpha that the run must pass
-    control: str = "decisions"
-    incumbent_samples: int = 1  # sequential: the incumbent's samples per val task from round 1 on (cached, shared)
+    control: str = "final"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"gate mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.control not in CONTROLS:
             raise ValueError(f"gate control must be one of {', '.join(CONTROLS)}, got {self.control!r}")
-        if isinstance(self.incumbent_samples, bool) or not isinstance(self.incumbent_samples, int) \
-                or self.incumbent_samples < 1:
-            raise ValueError(f"gate incumbent_samples must be an integer >= 1, got {self.incumbent_samples!r}")
         if self.control == "final" and not self.confirm:
             raise ValueError("gate control 'final' needs gate.confirm: true (the final confirmation is its test)")
         if self.test not in TESTS:

@@ -53,7 +53,7 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
         screening = cfg.loop.candidates * batch  # each candidate on at most the whole minibatch
         decisions = min(cfg.gate.decisions, cfg.loop.edit_budget.ops)
         per_step = batch + screening + decisions * 2 * n_val * k + (n_val * k if decisions > 1 else 0)
-        baseline, final = n_val * cfg.gate.incumbent_samples, 2 * n_val * k + 2 * n_test * s
+        baseline, final = n_val, 2 * n_val * k + 2 * n_test * s
     else:
         per_step = batch + n_val * s
         baseline, final = n_val * s, 2 * n_test * s
@@ -149,8 +149,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         checkpoint()  # from the first call on, a killed run can be resumed
 
     try:
-        base_val = rt.rollouts(baseline, "val", cfg.gate.incumbent_samples if sequential else cfg.gate.samples,
-                               "baseline:val")
+        base_val = rt.rollouts(baseline, "val", 1 if sequential else cfg.gate.samples, "baseline:val")
     except BudgetExceeded as exc:
         raise BudgetExceeded(f"{exc} before the baseline was measured: nothing was optimised. "
                              f"Raise `budget:` or reduce tasks/samples.") from None

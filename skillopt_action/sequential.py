@@ -63,7 +63,6 @@ class SequentialSettings:
     no_regression: bool = False  # reject a candidate that makes any single task significantly worse
     regression_alpha: float = 0.05  # per-task level of "significantly worse" for no_regression
     seed: int = 0  # for the sign-flip test's Monte Carlo path (more than 16 non-zero tasks)
-    incumbent_samples: int = 1  # the incumbent's samples per task from round 1 on (at least schedule[0])
 
     def __post_init__(self) -> None:
         if not self.schedule or list(self.schedule) != sorted(set(self.schedule)) or self.schedule[0] < 1:
@@ -74,9 +73,6 @@ class SequentialSettings:
             raise ValueError(f"gate spend shares must be >= 0 and sum to at most 1, got {list(self.spend)}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"gate alpha must be in (0, 1), got {self.alpha}")
-        if isinstance(self.incumbent_samples, bool) or not isinstance(self.incumbent_samples, int) \
-                or self.incumbent_samples < 1:
-            raise ValueError(f"gate incumbent_samples must be an integer >= 1, got {self.incumbent_samples!r}")
 
 
 @dataclass
@@ -146,9 +142,8 @@ class SequentialTest:
         if self.result is not None:
             return []
         k = self.settings.schedule[self.r]
-        need = {"incumbent": max(k, self.settings.incumbent_samples), "candidate": k}
         chosen = self.tasks if self.r == 0 else [t for t in self.tasks if self._varies(t)]
-        return [(s, t, i) for t in chosen for s in SIDES for i in range(need[s]) if i not in self.scores[s][t]]
+        return [(s, t, i) for t in chosen for s in SIDES for i in range(k) if i not in self.scores[s][t]]
 
     def add(self, side: str, task_id: str, index: int, score: float) -> None:
         if side not in SIDES:
@@ -236,10 +231,10 @@ class SequentialTest:
         return self.result
 
     def _sides(self, task: str) -> tuple[list[float], list[float]]:
-        """Each skill's samples of a task, in index order. Their numbers are fixed by the design (the schedule and
-        `incumbent_samples`, and which tasks still vary), never by which skill scored what."""
+        """Both skills' samples on the indices both have (the test compares like with like)."""
         inc, cand = self.scores["incumbent"][task], self.scores["candidate"][task]
-        return [inc[i] for i in sorted(inc)], [cand[i] for i in sorted(cand)]
+        common = sorted(set(inc) & set(cand))
+        return [inc[i] for i in common], [cand[i] for i in common]
 
     def _stats(self) -> dict:
         per_task, deltas, inc_means, cand_means, strata = [], [], [], [], []
@@ -255,7 +250,7 @@ class SequentialTest:
             deltas.append(mc - mi)
             stratum = ([quantise(v) for v in inc], [quantise(v) for v in cand])
             per_task.append({"task_id": t, "incumbent": round(mi, 4), "candidate": round(mc, 4),
-                             "delta": round(mc - mi, 4), "samples": len(cand), "incumbent_samples": len(inc),
+                             "delta": round(mc - mi, 4), "samples": len(inc),
                              "p_worse": stratified_p([stratum])[1] if mc < mi - TOL else 1.0})
             strata.append(stratum)
         p, p_harm = stratified_p(strata)

@@ -120,8 +120,9 @@ def test_budget_cap_before_baseline_exits_4(tmp_path, server, capsys):
 
 
 def test_budget_stop_keeps_best_so_far_and_resume_pays_nothing_twice(tmp_path, server):
-    # baseline val = 8 calls, step 1 = 4 train + 1 optimizer + 4 screening + 8 val -> cap inside step 2 of 2 epochs
-    cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 28}},
+    # baseline val = 8 calls, step 1 = 4 train + 1 optimizer + 8 screening (4 tasks x both skills) + 8 val
+    # -> cap inside step 2 of 2 epochs
+    cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 32}},
                         splits=(4, 8, 4))
     out = tmp_path / "out"
     assert run(cfg, out, "--epochs", "2") == 0
@@ -129,7 +130,7 @@ def test_budget_stop_keeps_best_so_far_and_resume_pays_nothing_twice(tmp_path, s
     assert first["status"] == "stopped_budget" and "max_calls" in first["stop_reason"]
     assert RULE in (out / "latest" / "best_skill.md").read_text(), "the improvement found before the cap is kept"
     n_first = len(server.requests)
-    cfg.write_text(cfg.read_text().replace("max_calls: 28", "max_calls: 1000"))
+    cfg.write_text(cfg.read_text().replace("max_calls: 32", "max_calls: 1000"))
     assert run(cfg, out, "--epochs", "2", "--resume") == 0
     resumed = json.loads((out / "latest" / "report.json").read_text())
     assert resumed["status"] == "completed" and len(resumed["steps"]) == 2

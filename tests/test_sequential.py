@@ -49,24 +49,6 @@ def test_stratified_p_is_exact_with_more_incumbent_than_candidate_samples():
         assert got == pytest.approx(want, abs=1e-12), strata
 
 
-def test_extra_incumbent_samples_keep_the_error_bound_and_are_drawn_once_per_incumbent():
-    settings = SequentialSettings(alpha=0.05, incumbent_samples=3)
-    rng = random.Random(12)
-    accepted = 0
-    for trial in range(300):
-        ps = heterogeneous(40, rng) if trial % 2 else [0.15] * 40
-        accepted += run(ps, ps, settings, seed=trial)[0].accepted
-    assert accepted / 300 <= 0.05 + 3 * (0.05 * 0.95 / 300) ** 0.5
-    # a second decision against the same incumbent draws only candidate samples in round 1
-    cache: dict = {}
-    first, drawn_first = run([0.5] * 40, [0.5] * 40, settings, seed=1, cache=cache)
-    assert all(t["incumbent_samples"] >= 3 for t in first.per_task)
-    test = SequentialTest([f"t{i:03d}" for i in range(40)], settings)
-    requests = test.next_requests()
-    assert all(r in cache for r in requests if r[0] == "incumbent"), "the incumbent's samples are all cached"
-    assert sum(1 for r in requests if r[0] == "incumbent") == 120 and sum(r[0] == "candidate" for r in requests) == 40
-
-
 def test_four_tasks_that_flip_on_every_sample_are_overwhelming_evidence():
     strata = [([0, 0, 0], [4, 4, 4])] * 4 + [([4, 4, 4], [4, 4, 4])] * 36
     p, p_harm = stratified_p(strata)
