@@ -263,9 +263,10 @@ def cmd_merge(args, paths: Paths) -> int:
     else:
         for split, s in r.scores.items():
             print(f"{split}: {s['baseline']:.3f} ({s['n']} tasks x {s['samples']} samples)")
-    if (r.sharding or {}).get("warm"):
-        print(f"warm-up: {r.sharding['rollouts']} rollout(s) in the cache {paths.show(Path(r.sharding['cache_dir']))}"
-              "; `skillopt optimize` with this cache pays nothing for them")
+    sh = r.sharding or {}
+    if sh.get("warm"):
+        print(f"warm-up: {sh['rollouts']} rollout(s) in the cache {paths.show(Path(sh['cache_dir']))}; "
+              "`skillopt optimize` with this cache pays nothing for them")
     print(f"report: {paths.show(result.out / 'report.md')}")
     return EXIT_OK
 
