@@ -425,9 +425,9 @@ def merge(shards: Sequence[str | Path], config: Config | str | Path | None = Non
     the same evaluation runs over it (a warm-up's: the skill on val and test); only a rollout no shard supplied
     costs a call. Run it with the shards' config (same commit; `skill_name` default: the shards'). ConfigError
     (exit 2) for a missing, duplicate or foreign shard."""
-    found = sharding.read_shards(shards)  # checked before a run directory is made
+    found = sharding.read_shards(shards, skill_name)  # checked before a run directory is made
     rt = _runtime(config, out, runs, "compare" if found.kind == "compare" else "eval", log, no_cache, False,
-                  skill_name=skill_name if skill_name is not None else found.skill_name or None)
+                  skill_name=skill_name or found.skill_name or None)
     sharding.check_config(rt, found)
     report, base, best = sharding.merge(rt, found)
     return RunResult(report, base, best, rt.out)

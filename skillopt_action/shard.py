@@ -312,12 +312,18 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_shards(paths: Iterable[str | Path]) -> Shards:
-    """The shards of one run, checked: same kind, config, skills and shard count; each of 1..n exactly once."""
+def read_shards(paths: Iterable[str | Path], skill_name: str | None = None) -> Shards:
+    """The shards of one run, checked: same kind, config, skills and shard count; each of 1..n exactly once.
+    `skill_name`: only the shards of that skill of a `skills:` config (the artifacts of a warm-up of every skill)."""
     manifests = find_manifests(paths)
     if not manifests:
         raise ConfigError("no shard directories given", None, None, MERGE_FIX)
     shards = [Shard(m.parent, _load(m)) for m in manifests]
+    if skill_name is not None:
+        shards = [s for s in shards if (s.manifest.get("skill_name") or "") == skill_name]
+        if not shards:
+            raise ConfigError(f"none of these shards ran for the skill {skill_name!r}", None, None,
+                              f"run the shards with that skill (`--skill-name {skill_name}`), then merge")
     first = shards[0]
 
     def differ(key: str, what: str, fix: str) -> None:
