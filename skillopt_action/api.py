@@ -24,6 +24,7 @@ directory (trajectories, the optimize checkpoint) until you call `RunResult.writ
 Fan-out: `evaluate(..., shard=(i, n))` and `compare(..., shard=(i, n))` run one deterministic slice of the
 rollouts on this machine and return a `ShardRun` (its run directory is the artifact); `merge(dirs)` turns the
 n artifacts into the unsharded run's report and decision (shard.py explains how, also for the sequential gate).
+`warm(..., shard=(i, n))` draws what an optimize run asks of its starting skill first; merged, it fills the cache.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from .yamlfile import Located, load
 
 __all__ = ["Config", "Report", "RunResult", "ShardRun", "Validation", "WatchResult", "compare", "evaluate",
            "find_config", "find_run", "load_config", "merge", "optimize", "parse_shard", "runs_home", "skills",
-           "validate", "watch"]
+           "validate", "warm", "watch"]
 
 Log = Callable[[str], None]
 RUNS = Path(".skillopt") / "runs"  # under the project root: one directory per run, and `latest`
@@ -405,31 +406,30 @@ def compare(config: Config | str | Path | None = None, *, base_skill: str, candi
     return RunResult(report, base_skill, candidate_skill, rt.out)
 
 
+def warm(config: Config | str | Path | None = None, *, shard: tuple[int, int] = (1, 1), skill: str | None = None,
+         out: str | Path | None = None, runs: str | Path | None = None, log: Log | None = None,
+         no_cache: bool = False, keep_workspaces: bool = False, skill_name: str | None = None) -> ShardRun:
+    """Shard i of n of a warm-up: the rollouts an optimize run asks of the skill (`skill`, default the config's)
+    first (`loop.warm_samples`). `merge` the n run directories before `optimize`: they fill the cache, so the
+    optimize run's baseline costs no call (README, "Scaling out")."""
+    sharding.check_spec(shard)
+    rt = _runtime(config, out, runs, "eval", log, no_cache, keep_workspaces, skill_name=skill_name)
+    return sharding.run_warm(rt, skill if skill is not None else read_skill(rt.cfg.skill_path), shard)
+
+
 def merge(shards: Sequence[str | Path], config: Config | str | Path | None = None, *, out: str | Path | None = None,
-          runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False) -> RunResult:
-    """Merge the run directories of the n shards of one `evaluate` / `compare` (`shard=(i, n)`) into the report
-    and the gate decision the unsharded run would have made: their rollouts fill the cache (same keys), then
-    the same evaluation runs over it; only a rollout no shard supplied costs a call. The config must be the one
-    the shards ran with (same commit). ConfigError (exit 2) for a missing, duplicate or foreign shard."""
-    found = sharding.read_shards(shards)  # checked before a run directory is made
-    rt = _runtime(config, out, runs, found.kind, log, no_cache, False)
+          runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False,
+          skill_name: str | None = None) -> RunResult:
+    """Merge the run directories of the n shards of one `evaluate` / `compare` / `warm` (`shard=(i, n)`) into the
+    report and the gate decision the unsharded run would have made: their rollouts fill the cache (same keys), then
+    the same evaluation runs over it (a warm-up's: the skill on val and test); only a rollout no shard supplied
+    costs a call. Run it with the shards' config (same commit; `skill_name` default: the shards'). ConfigError
+    (exit 2) for a missing, duplicate or foreign shard."""
+    found = sharding.read_shards(shards, skill_name)  # checked before a run directory is made
+    rt = _runtime(config, out, runs, "compare" if found.kind == "compare" else "eval", log, no_cache, False,
+                  skill_name=skill_name or found.skill_name or None)
     sharding.check_config(rt, found)
-    cache = sharding.import_cache(rt, found)
-    before = rt.ledger.role_calls("target")
-    if found.kind == "eval":
-        text = found.skills["skill"]
-        report = evaluation.evaluate(rt, text, found.splits)
-        base, best = text, text
-    else:
-        base, best = found.skills["base"], found.skills["candidate"]
-        report = evaluation.compare(rt, base, best, found.splits)
-        sharding.sequential_rollouts(rt, found, cache, report, base, best)
-    merge_calls = rt.ledger.role_calls("target") - before
-    report.spend = sharding.combined_spend([s.manifest["spend"] for s in found.members], rt.ledger.to_dict(),
-                                           len(cache.served))
-    report.sharding = sharding.summary(rt, found, cache, merge_calls)
-    rt.log(f"merged {found.n} shard(s): {len(cache.served)} of {len(cache.imported)} shard rollouts used, "
-           f"{merge_calls} paid here")
+    report, base, best = sharding.merge(rt, found)
     return RunResult(report, base, best, rt.out)
 
 

@@ -179,6 +179,10 @@ def cmd_eval(args, paths: Paths) -> int:
 
 def _eval(args, paths: Paths, name: str | None) -> int:
     splits = ["train", "val", "test"] if args.split == "all" else [args.split]
+    if args.warm:
+        run = api.warm(args.config, skill=api.read_skill(args.skill) if args.skill else None, skill_name=name,
+                       shard=api.parse_shard(args.shard) if args.shard else (1, 1), **_run_options(args))
+        return _shard_done(args, paths, run)
     if args.shard:
         run = api.evaluate(args.config, skill=api.read_skill(args.skill) if args.skill else None, splits=splits,
                            shard=api.parse_shard(args.shard), skill_name=name, **_run_options(args))
@@ -259,6 +263,10 @@ def cmd_merge(args, paths: Paths) -> int:
     else:
         for split, s in r.scores.items():
             print(f"{split}: {s['baseline']:.3f} ({s['n']} tasks x {s['samples']} samples)")
+    sh = r.sharding or {}
+    if sh.get("warm"):
+        print(f"warm-up: {sh['rollouts']} rollout(s) in the cache {paths.show(Path(sh['cache_dir']))}; "
+              "`skillopt optimize` with this cache pays nothing for them")
     print(f"report: {paths.show(result.out / 'report.md')}")
     return EXIT_OK
 

@@ -133,6 +133,10 @@ def parser() -> argparse.ArgumentParser:
                    "all three")
     p.add_argument("--json", action="store_true", help="print the run directory and report.json as JSON on stdout")
     p.add_argument("--shard", metavar="I/N", help=SHARD_HELP)
+    p.add_argument("--warm", action="store_true", help="warm up an optimize run: draw the rollouts `optimize` asks "
+                   "of the skill first (its baseline, every val round against it, the confirmation's fresh samples, "
+                   "test, train) as a shard (with --shard I/N: that slice; else 1/1); `skillopt merge` then puts "
+                   "them in the cache, so the optimize run's baseline costs no call (--split does not apply)")
     _add_globals(p, "eval")
 
     p = command("optimize", "train the skill: rollouts, reflection, bounded edits, statistical gate",

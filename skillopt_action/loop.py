@@ -76,6 +76,28 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
     return target, optimizer, warning
 
 
+def warm_samples(cfg: Config) -> dict[str, list[int]]:
+    """The sample indices of each split that an optimize run asks of its starting skill: what a warm-up
+    (`skillopt eval --warm`, shard.run_warm) draws so that they are cache hits when the run starts.
+
+    - val: the baseline (sample 0 with the sequential gate, `gate.samples` otherwise) and the incumbent's side of
+      every decision against the unchanged skill. A sequential decision tops a task up to `schedule[-1]` samples
+      only while the pooled outcomes of both skills vary, which depends on a candidate no warm-up can know, so
+      every val task gets every round (a superset); `gate.samples` for the final scoring when nothing passes.
+    - val from CONFIRM_OFFSET: the final confirmation's fresh samples (sequential gate with `gate.confirm`) and
+      the ablation's, whose variant without the only kept edit is the starting skill (`loop.ablation` on).
+    - train: sample 0, the step's train rollouts until an edit is accepted (step 1's minibatch for certain).
+    - test: `gate.samples`, the final scoring of the starting skill.
+    """
+    g = cfg.gate
+    sequential = g.mode == "sequential"
+    rounds = g.schedule[-1] if sequential else g.samples
+    val = list(range(max(rounds, g.samples)))
+    if (sequential and g.confirm) or cfg.loop.ablation != "off":
+        val += [CONFIRM_OFFSET + i for i in range(g.schedule[-1])]
+    return {"train": [0], "val": val, "test": list(range(g.samples))}
+
+
 def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None = None, resume: bool = False,
              memory: Path | None = None) -> tuple[Report, str, str]:
     """Train the skill; returns (report, baseline skill text, best skill text). Writes only the run's

@@ -13,7 +13,7 @@ Answers are untrusted and may echo secrets: a completion and its score are maske
 arrive, before scoring, caching, reflection or any file. An empty answer from a chat target is retried like a
 transient error; if it stays empty the rollout is scored as a failure ("empty answer") and never cached, so a
 cached rollout is only ever a real answer. A cache entry that fails validation is a miss with one warning.
-trajectories.jsonl holds one row per (phase, task, sample): a resumed run does not repeat rows already there.
+trajectories.jsonl holds one row per (phase, skill, task, sample): a resumed run does not repeat rows already there.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class RolloutEngine:
         self.throttle = Throttle(concurrency, log=log)
         self._fp = target.fingerprint()
         self.reported_models: set[str] = set()  # model identities the target reported in its answers
-        self._recorded: set[tuple[str, str, int]] = set()
+        self._recorded: set[tuple[str, str, str, int]] = set()
         self._rows = Appender(trajectories) if trajectories is not None else None
 
     def open_trajectories(self, *, resume: bool) -> int:
@@ -104,7 +104,7 @@ class RolloutEngine:
         for line in self.trajectories.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
-                key = (row["phase"], row["task_id"], int(row["sample"]))
+                key = (row["phase"], str(row.get("skill_hash", "")), row["task_id"], int(row["sample"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a torn last line from a crash of the machine
             if key not in self._recorded:
@@ -191,7 +191,7 @@ class RolloutEngine:
     def _record(self, r: Rollout, label: str) -> None:
         if self._rows is None:
             return
-        key = (label, r.task_id, r.sample)
+        key = (label, r.skill_hash, r.task_id, r.sample)  # a gate's two skills share the phase, task and sample
         with self._write_lock:
             if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
                 return

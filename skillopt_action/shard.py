@@ -26,6 +26,14 @@ unsharded run, and a rollout it finds missing (a shard's answer that stayed empt
 is the rounds an early stop would have saved, on tasks whose outcomes vary; deterministic tasks stop at round 1
 as before. The report's `sharding` block says how many rollouts were drawn that the decision did not use.
 
+Warm-up
+-------
+`run_warm` (`skillopt eval --warm --shard i/n`) draws what an optimize run asks of its starting skill first
+(`loop.warm_samples`: the baseline, the incumbent's side of every val round, the confirmation's fresh samples, the
+test split, the train rollouts of the unchanged skill) on its slice of each split. Its merge imports them into the
+run's cache (the cache directory the workflow hands to the optimize job) and writes the starting skill's eval
+report on val and test from them; the optimize run that reads that cache pays nothing for its baseline.
+
 Merging
 -------
 `read_shards` checks the artifacts (every shard of 1..n present exactly once, all from the same config, tasks,
@@ -45,9 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import evaluation
 from .calls import DiskCache, RoleSpend, content_key
 from .errors import ConfigError
 from .evaluation import sequential_settings
+from .loop import warm_samples
 from .redact import write_json, write_text
 from .report import Report
 from .rollout import rollout_problem, skill_hash
@@ -58,6 +68,7 @@ from .types import Task
 FORMAT = 1
 MANIFEST = "shard.json"
 SKILLS = "skills"
+COMMANDS = {"eval": "eval", "compare": "compare", "warm": "eval --warm"}  # the command that writes each kind
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -167,6 +178,23 @@ def run_compare(rt: Runtime, base: str, candidate: str, splits: list[str], shard
     return _finish(rt, "compare", {"base": base, "candidate": candidate}, splits, shard, mine, col)
 
 
+def run_warm(rt: Runtime, skill: str, shard: tuple[int, int]) -> ShardRun:
+    """Shard i of n of a warm-up: the rollouts an optimize run asks of `skill` first (loop.warm_samples), on this
+    shard's tasks of train, val and test, in one work queue. Merged, they fill the cache the optimize job reads."""
+    i, n = check_spec(shard)
+    _start(rt)
+    col, mine = _Collector(rt), {}
+    samples = warm_samples(rt.cfg)
+    jobs = []
+    for split in ("val", "test", "train"):
+        tasks = my_tasks(rt.splits.get(split) or [], i, n)
+        mine[split] = [t.id for t in tasks]
+        jobs += [(skill, t, s) for t in tasks for s in samples[split]]
+    col.run(jobs, "warm")
+    return _finish(rt, "warm", {"skill": skill}, ["train", "val", "test"], shard, mine, col,
+                   extra={"warm_samples": samples})
+
+
 def _speculate(rt: Runtime, col: _Collector, base: str, candidate: str, tasks: list[Task]) -> None:
     """Every round of the sequential test on these tasks, without its stops: a task is topped up to the next
     round's sample count while its pooled outcomes vary (the test's own rule), whatever the other tasks do."""
@@ -184,7 +212,7 @@ def _speculate(rt: Runtime, col: _Collector, base: str, candidate: str, tasks: l
 
 
 def _finish(rt: Runtime, kind: str, skills: dict[str, str], splits: list[str], shard: tuple[int, int],
-            mine: dict[str, list[str]], col: _Collector) -> ShardRun:
+            mine: dict[str, list[str]], col: _Collector, extra: dict[str, Any] | None = None) -> ShardRun:
     """Export the rollouts used into the artifact's cache, write the skills and the manifest."""
     assert rt.cache.root is not None
     export = DiskCache(rt.out / "cache", log=rt.log)
@@ -207,6 +235,7 @@ def _finish(rt: Runtime, kind: str, skills: dict[str, str], splits: list[str], s
         "cache_hits": sorted(col.hits & exported),
         "gate": {"mode": rt.cfg.gate.mode, "samples": rt.cfg.gate.samples, "schedule": list(rt.cfg.gate.schedule)},
         "spend": rt.ledger.to_dict(), "wall_time_s": round(time.monotonic() - rt.t0, 2),
+        "skill_name": rt.cfg.name or "", **(extra or {}),
     }
     write_json(rt.out / MANIFEST, manifest)
     rt.log(f"shard {shard[0]}/{shard[1]}: {len(exported)} rollout(s) of "
@@ -235,6 +264,11 @@ class Shards:
     skills: dict[str, str]  # name -> text
     splits: list[str]
     members: list[Shard] = field(default_factory=list)
+
+    @property
+    def skill_name(self) -> str:
+        """The skill of a `skills:` config the shards ran for ("" for a one-skill config)."""
+        return str(self.members[0].manifest.get("skill_name") or "") if self.members else ""
 
 
 MERGE_FIX = "pass the run directories (or the downloaded artifacts) of every shard of one run, e.g. " \
@@ -278,12 +312,18 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_shards(paths: Iterable[str | Path]) -> Shards:
-    """The shards of one run, checked: same kind, config, skills and shard count; each of 1..n exactly once."""
+def read_shards(paths: Iterable[str | Path], skill_name: str | None = None) -> Shards:
+    """The shards of one run, checked: same kind, config, skills and shard count; each of 1..n exactly once.
+    `skill_name`: only the shards of that skill of a `skills:` config (the artifacts of a warm-up of every skill)."""
     manifests = find_manifests(paths)
     if not manifests:
         raise ConfigError("no shard directories given", None, None, MERGE_FIX)
     shards = [Shard(m.parent, _load(m)) for m in manifests]
+    if skill_name is not None:
+        shards = [s for s in shards if (s.manifest.get("skill_name") or "") == skill_name]
+        if not shards:
+            raise ConfigError(f"none of these shards ran for the skill {skill_name!r}", None, None,
+                              f"run the shards with that skill (`--skill-name {skill_name}`), then merge")
     first = shards[0]
 
     def differ(key: str, what: str, fix: str) -> None:
@@ -293,7 +333,7 @@ def read_shards(paths: Iterable[str | Path]) -> Shards:
                               f"({_show(first.manifest[key])}) and {odd[0].path} ({_show(odd[0].manifest[key])})",
                               str(odd[0].path / MANIFEST), None, fix)
 
-    differ("kind", "the command (eval or compare)", MERGE_FIX)
+    differ("kind", "the command (eval, compare or a warm-up)", MERGE_FIX)
     differ("of", "the number of shards", "give every job of the matrix the same n in --shard i/n")
     differ("config_hash", "the config, tasks or target (config hash)", "run every shard on the same commit; "
            "merge only the artifacts of one workflow run")
@@ -313,7 +353,8 @@ def read_shards(paths: Iterable[str | Path]) -> Shards:
         names = ", ".join(f"{i}/{n}" for i in missing)
         raise ConfigError(f"shard(s) {names} missing: found {len(seen)} of {n}", None, None,
                           "every job of the matrix must succeed and upload its artifact; re-run the failed job(s) "
-                          f"(`skillopt {first.manifest['kind']} --shard {missing[0]}/{n}`), then merge all {n}")
+                          f"(`skillopt {COMMANDS.get(first.manifest['kind'], first.manifest['kind'])} --shard "
+                          f"{missing[0]}/{n}`), then merge all {n}")
     skills = {}
     for name, h in first.manifest["skills"].items():
         path = first.path / SKILLS / f"{name}.md"
@@ -406,8 +447,33 @@ def sequential_rollouts(rt: Runtime, shards: Shards, cache: MergedCache, report:
 
 
 def summary(rt: Runtime, shards: Shards, cache: MergedCache, merge_calls: int) -> dict:
-    """The report's `sharding` block."""
+    """The report's `sharding` block (a warm-up's also names the cache it filled)."""
+    warm = {"warm": True, "cache_dir": str(rt.cache.root)} if shards.kind == "warm" else {}
     return {"shards": shards.n, "config_hash": shards.config_hash,
             "rollouts": len(cache.imported), "used": len(cache.served),
             "unused": len(cache.imported - cache.served), "merge_calls": merge_calls,
-            "wall_time_s": [s.manifest.get("wall_time_s", 0.0) for s in shards.members]}
+            "wall_time_s": [s.manifest.get("wall_time_s", 0.0) for s in shards.members], **warm}
+
+
+def merge(rt: Runtime, found: Shards) -> tuple[Report, str, str]:
+    """The merge job: import the shards' rollouts into the cache, run the same evaluation over it (a warm-up: the
+    starting skill on val and test), count the spend once. Returns (report, base skill, best skill)."""
+    cache = import_cache(rt, found)
+    before = rt.ledger.role_calls("target")
+    if found.kind in ("eval", "warm"):
+        text = found.skills["skill"]
+        splits = found.splits if found.kind == "eval" else [s for s in ("val", "test") if rt.splits.get(s)]
+        report = evaluation.evaluate(rt, text, splits)
+        base, best = text, text
+    else:
+        base, best = found.skills["base"], found.skills["candidate"]
+        report = evaluation.compare(rt, base, best, found.splits)
+        sequential_rollouts(rt, found, cache, report, base, best)
+    merge_calls = rt.ledger.role_calls("target") - before
+    report.spend = combined_spend([s.manifest["spend"] for s in found.members], rt.ledger.to_dict(),
+                                  len(cache.served))
+    report.sharding = summary(rt, found, cache, merge_calls)
+    rt.log(f"merged {found.n} shard(s): {len(cache.served)} of {len(cache.imported)} shard rollouts used, "
+           f"{merge_calls} paid here" + (f"; the warm-up's rollouts are in {rt.cache.root}" if found.kind == "warm"
+                                         else ""))
+    return report, base, best

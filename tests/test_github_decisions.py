@@ -92,7 +92,7 @@ def test_settings_from_env_reads_inputs_and_refuses_bad_ones():
         settings_from_env(env | {"INPUT_DRIFT-ALPHA": "5%"})
 
 
-def test_shard_and_merge_inputs_are_for_the_pull_request_gate():
+def test_shard_and_merge_inputs_are_for_the_pull_request_gate_and_the_scheduled_warm_up():
     env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": "e.json", "GITHUB_REPOSITORY": REPO,
            "INPUT_GITHUB-TOKEN": "tok"}
     assert settings_from_env(env | {"INPUT_SHARD": "2/4"}).shard == (2, 4)
@@ -102,8 +102,17 @@ def test_shard_and_merge_inputs_are_for_the_pull_request_gate():
         settings_from_env(env | {"INPUT_SHARD": "5/4"})
     with pytest.raises(ConfigError, match="different jobs"):
         settings_from_env(env | {"INPUT_SHARD": "1/4", "INPUT_COMMAND": "merge"})
-    with pytest.raises(ConfigError, match="pull request gate"):
-        settings_from_env(env | {"GITHUB_EVENT_NAME": "schedule", "INPUT_SHARD": "1/4"})
+    with pytest.raises(ConfigError, match="not the 'issue_comment' event"):
+        settings_from_env(env | {"GITHUB_EVENT_NAME": "issue_comment", "INPUT_SHARD": "1/4"})
+    # on a schedule or workflow_dispatch: the optimize run's warm-up (a matrix of shards, then their merge)
+    for event, payload in (("schedule", gp.schedule_payload(REPO)), ("workflow_dispatch", gp.dispatch_payload(REPO, {}))):
+        s = settings_from_env(env | {"GITHUB_EVENT_NAME": event, "INPUT_SHARD": "3/4"})
+        t = parse_trigger(s, payload)
+        assert (t.kind, t.extra["shard"]) == ("warm", (3, 4))
+        t = parse_trigger(settings_from_env(env | {"GITHUB_EVENT_NAME": event, "INPUT_COMMAND": "merge"}), payload)
+        assert t.kind == "warm_merge"
+    with pytest.raises(ConfigError, match="not `command: watch`"):
+        settings_from_env(env | {"GITHUB_EVENT_NAME": "schedule", "INPUT_SHARD": "1/4", "INPUT_COMMAND": "watch"})
 
 
 # ---- commands and authorisation

@@ -77,7 +77,7 @@ def journal_calls(out: Path) -> int:
 
 
 def rows(out: Path) -> list[tuple]:
-    return [(r["phase"], r["task_id"], r["sample"])
+    return [(r["phase"], r["skill_hash"], r["task_id"], r["sample"])  # a gate decision has a row of each skill
             for r in map(json.loads, (out / "latest" / "trajectories.jsonl").read_text().splitlines())]
 
 
@@ -101,7 +101,7 @@ def test_kill_9_then_resume_keeps_the_cap_and_the_spend_equals_the_servers_count
     assert total <= CAP, f"the cap held across the kill: server answered {total} calls for a cap of {CAP}"
     assert report["spend"]["calls"] == total, "report.json's spend is the server's count"
     assert report["status"] in ("completed", "stopped_budget")
-    assert len(rows(out)) == len(set(rows(out))), "one trajectory row per phase/task/sample"
+    assert len(rows(out)) == len(set(rows(out))), "one trajectory row per phase/skill/task/sample"
 
 
 def test_a_killed_eval_run_again_has_one_row_per_task_and_sample(tmp_path):

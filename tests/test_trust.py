@@ -356,12 +356,12 @@ def test_trajectories_hold_one_row_per_phase_task_sample_after_stop_and_resume(t
 
     def keys(d):
         rows = [json.loads(x) for x in (tmp_path / d / "latest" / "trajectories.jsonl").read_text().splitlines()]
-        return [(r["phase"], r["task_id"], r["sample"]) for r in rows]
+        return [(r["phase"], r["skill_hash"], r["task_id"], r["sample"]) for r in rows]  # a gate: a row per skill
 
-    assert len(keys("out")) == len(set(keys("out"))), "one row per phase/task/sample after a stop and two resumes"
+    assert len(keys("out")) == len(set(keys("out"))), "one row per phase/skill/task/sample after a stop and two resumes"
     assert set(keys("clean")) <= set(keys("out"))
     # beyond the clean run's rows, only the stopped run's own final scoring (its report at the budget stop)
-    assert {phase for phase, _, _ in set(keys("out")) - set(keys("clean"))} <= {"final:val:baseline", "final:val:best"}
+    assert {phase for phase, *_ in set(keys("out")) - set(keys("clean"))} <= {"final:val:baseline", "final:val:best"}
     assert len(keys("ev")) == 16 == len(set(keys("ev")))
     assert json.loads((out / "latest" / "report.json").read_text())["spend"]["calls"] == paid, \
         "the spend across the stop and both resumes is what the server answered"

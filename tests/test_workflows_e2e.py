@@ -22,6 +22,8 @@ import pytest
 from github_server import FakeGitHub
 from model_server import ModelServer, Text
 
+from skillopt_action.rollout import skill_hash
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -332,3 +334,36 @@ def test_watch_workflow_records_a_baseline_then_opens_a_drift_issue_and_retrains
     pulls = scratch.fake.pulls_of(REPO)
     assert len(pulls) == 1 and pulls[0]["head_ref"] == "skillopt/skill"
     assert gp.EDIT_TEXT in scratch.fake.files_at(scratch.repo, "skillopt/skill")["SKILL.md"].decode()
+
+
+def test_sharded_weekly_warms_the_cache_in_a_matrix_then_optimizes_from_it(scratch):
+    # the workflow's comment: change the shard count in its two places (two shards keep CI short)
+    scratch.copy_workflow("skillopt-weekly-sharded.yml", {"index: [1, 2, 3, 4]": "index: [1, 2]",
+                                                          "shard: ${{ matrix.index }}/4": "shard: ${{ matrix.index }}/2"})
+    code, log = scratch.act("schedule", schedule("17 6 * * 1"), "skillopt-weekly-sharded.yml", jobs=1)
+    errors = "\n".join(line for line in log.splitlines() if "error" in line.lower() or "Traceback" in line)
+    assert code == 0, errors[-6000:] + "\n---\n" + log[-4000:]
+    names = sorted(p.name for p in scratch.artifacts.iterdir())
+    assert names == ["skillopt-report", "skillopt-warm-1", "skillopt-warm-2", "skillopt-warm-cache"], names
+    manifests = [json.loads(m.read_text()) for m in sorted(scratch.artifacts.glob("skillopt-warm-[12]/*/shard.json"))]
+    assert [(m["kind"], m["shard"], m["of"]) for m in manifests] == [("warm", 1, 2), ("warm", 2, 2)]
+    assert "warm-up merged:" in log
+    cached = list((scratch.artifacts / "skillopt-warm-cache" / "rollouts").glob("*/*.json"))
+    assert len(cached) == sum(m["rollouts"] for m in manifests) > 0
+
+    # the optimize job opened the pull request, and every rollout of the unchanged skill it asked for (its
+    # baseline first) came from the warm-up: the target saw each of them once, in a shard job
+    report = scratch.artifact_report()
+    assert report["improved"]
+    pulls = scratch.fake.pulls_of(REPO)
+    assert len(pulls) == 1 and pulls[0]["head_ref"] == "skillopt/skill"
+    assert scratch.fake.checks_on(REPO, pulls[0]["head_sha"])[0]["conclusion"] == "success"
+    rows = [json.loads(line) for line in
+            (scratch.artifacts / "skillopt-report" / "trajectories.jsonl").read_text().splitlines()]
+    baseline = [r for r in rows if r["phase"] == "baseline:val"]
+    assert baseline and all(r["cached"] for r in baseline)
+    start = skill_hash(gp.SKILL)
+    assert [r for r in rows if r["skill_hash"] == start and not r["cached"]] == []
+    unchanged = [r for r in scratch.model.requests if r.model == "target-model" and "UPPERCASE" not in (r.system or "")]
+    assert len(unchanged) == sum(m["spend"]["by_role"]["target"]["calls"] for m in manifests)
+    assert report["spend"]["cache_hits"] >= len(baseline)

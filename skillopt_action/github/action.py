@@ -3,7 +3,8 @@
 `run(env)` reads the runner's environment (GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_REPOSITORY,
 GITHUB_API_URL, GITHUB_SERVER_URL, GITHUB_RUN_ID, GITHUB_SHA, GITHUB_WORKSPACE, GITHUB_ACTOR, INPUT_*), writes
 GITHUB_OUTPUT and GITHUB_STEP_SUMMARY, and returns the process exit code. Each trigger has its handler module:
-`default_branch` (schedule, workflow_dispatch), `watch` (the same events with `command: watch`), `pr_gate`
+`default_branch` (schedule, workflow_dispatch), `watch` (the same events with `command: watch`), `warm` (the same
+events with `shard: i/n` or `command: merge`: the optimize run's warm-up), `pr_gate`
 (pull_request), `comment_commands` (issue_comment); `execute` carries out the bot pull request's plan. The core
 runs in-process through the public API.
 
@@ -27,7 +28,7 @@ from github.GithubException import GithubException
 
 from .. import redact
 from ..errors import EXIT_INTERNAL, ConfigError, SkillOptError
-from . import access, comment_commands, default_branch, pr_gate, watch
+from . import access, comment_commands, default_branch, pr_gate, warm, watch
 from .context import Context
 from .event import Settings, parse_trigger, settings_from_env
 from .outputs import Result, annotation, write_outputs, write_summary
@@ -36,6 +37,8 @@ HANDLERS: dict[str, Callable[[Context], None]] = {
     "optimize": default_branch.optimize,
     "eval": default_branch.evaluate,
     "watch": watch.handle,
+    "warm": warm.shard,
+    "warm_merge": warm.merge,
     "pull_request": pr_gate.handle,
     "comment": comment_commands.handle,
 }

@@ -10,6 +10,7 @@ from ..api import parse_shard as parse_spec
 from ..errors import ConfigError
 
 BOT_SUFFIX = "[bot]"
+SHARDED_EVENTS = ("pull_request", "pull_request_target", "schedule", "workflow_dispatch")
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,13 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         raise ConfigError("inputs `shard` and `command: merge` go to different jobs", fix="give `shard: i/n` to "
                           "the matrix jobs and `command: merge` to the one job that needs them")
     event = env.get("GITHUB_EVENT_NAME", "")
-    if (shard is not None or command == "merge") and event not in ("pull_request", "pull_request_target"):
-        raise ConfigError(f"sharding (input `shard` / `command: merge`) is for the pull request gate, not the "
-                          f"{event!r} event", fix="see README, \"Scaling out\", for scheduled runs")
+    if (shard is not None or command == "merge") and event not in SHARDED_EVENTS:
+        raise ConfigError(f"sharding (input `shard` / `command: merge`) is for the pull request gate and the "
+                          f"scheduled run's warm-up, not the {event!r} event", fix="use it in a workflow run on "
+                          "pull_request, schedule or workflow_dispatch (README, \"Scaling out\")")
+    if shard is not None and command not in ("auto", "optimize"):
+        raise ConfigError(f"input `shard` warms up an optimize run or shards a pull request gate, not `command: "
+                          f"{command}`", fix="leave `command` at auto in the matrix of shard jobs")
     return Settings(
         event_name=env["GITHUB_EVENT_NAME"],
         event_path=env["GITHUB_EVENT_PATH"],
@@ -172,7 +177,8 @@ class Trigger:
     """What started the run, reduced to what the handlers need.
 
     kind: "optimize" (schedule / workflow_dispatch / command=optimize), "eval" and "watch" (the same events with
-    command=eval / command=watch), "comment" (issue_comment),
+    command=eval / command=watch), "warm" and "warm_merge" (the same events with `shard: i/n` / command=merge: the
+    optimize run's warm-up, extra["shard"] = (i, n)), "comment" (issue_comment),
     "pull_request", or "ignore" (with `reason`).
     """
 
@@ -219,6 +225,11 @@ def parse_trigger(settings: Settings, payload: Mapping[str, Any]) -> Trigger:
                 dry_run = dry_run or parse_bool(
                     str(inputs.get("dry-run", inputs.get("dry_run"))), "workflow_dispatch input `dry-run`"
                 )
+        if settings.shard is not None:  # a job of the matrix that warms the optimize run's cache
+            return Trigger(kind="warm", event=ev, default_branch=default_branch, dry_run=dry_run,
+                           extra={"shard": settings.shard})
+        if settings.command == "merge":  # the job after that matrix: the warm-up's rollouts into the cache
+            return Trigger(kind="warm_merge", event=ev, default_branch=default_branch, dry_run=dry_run)
         if settings.command == "eval":
             return Trigger(kind="eval", event=ev, default_branch=default_branch, dry_run=dry_run)
         if settings.command == "watch":

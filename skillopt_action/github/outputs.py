@@ -33,6 +33,7 @@ class Result:
     pr_url: str = ""
     pr_operation: str = ""
     shard_path: str = ""  # a shard job's run directory: the artifact the merge job downloads
+    cache_path: str = ""  # a warm-up's merge job: the cache it filled, the artifact the optimize job downloads
     drifted: str = ""  # watch: "true" / "false"
     issue_number: int | None = None  # watch: the drift issue
     issue_url: str = ""
@@ -53,6 +54,7 @@ class Result:
             "pr-operation": self.pr_operation,
             "report-path": self.report_path,
             "shard-path": self.shard_path,
+            "cache-path": self.cache_path,
             "drifted": self.drifted,
             "issue-number": str(self.issue_number or ""),
             "issue-url": self.issue_url,
