@@ -86,7 +86,8 @@ def warm_samples(cfg: Config) -> dict[str, list[int]]:
       every val task gets every round (a superset); `gate.samples` for the final scoring when nothing passes.
     - val from CONFIRM_OFFSET: the final confirmation's fresh samples (sequential gate with `gate.confirm`) and
       the ablation's, whose variant without the only kept edit is the starting skill (`loop.ablation` on).
-    - train: sample 0, the step's train rollouts until an edit is accepted (step 1's minibatch for certain).
+    - train: sample 0, the step's train rollouts until an edit is accepted (step 1's minibatch for certain), and
+      with the sequential gate sample 1, the incumbent's fresh samples an edit's screening compares with.
     - test: `gate.samples`, the final scoring of the starting skill.
     """
     g = cfg.gate
@@ -95,7 +96,7 @@ def warm_samples(cfg: Config) -> dict[str, list[int]]:
     val = list(range(max(rounds, g.samples)))
     if (sequential and g.confirm) or cfg.loop.ablation != "off":
         val += [CONFIRM_OFFSET + i for i in range(g.schedule[-1])]
-    return {"train": [0], "val": val, "test": list(range(g.samples))}
+    return {"train": [0, 1] if sequential else [0], "val": val, "test": list(range(g.samples))}
 
 
 def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None = None, resume: bool = False,

@@ -64,7 +64,7 @@ def rows(run: Path) -> list[dict]:
 
 def test_warm_samples_are_what_the_optimize_run_asks_of_its_starting_skill(tmp_path, server):
     cfg = load_config(project(tmp_path, server))
-    assert warm_samples(cfg) == {"train": [0], "val": [0, 1, 2, 3, 4, 5, 1000, 1001, 1002, 1003, 1004, 1005],
+    assert warm_samples(cfg) == {"train": [0, 1], "val": [0, 1, 2, 3, 4, 5, 1000, 1001, 1002, 1003, 1004, 1005],
                                  "test": [0, 1]}
     paired = cfg.raw | {"gate": {"mode": "paired", "samples": 3}, "loop": {"ablation": "off"}}
     (tmp_path / ".github" / "skillopt.yml").write_text(json.dumps(paired))
@@ -133,7 +133,7 @@ def test_cli_eval_warm_then_merge_fills_the_cache(tmp_path, server, capsys):
     out = capsys.readouterr().out
     assert "warm-up:" in out and "in the cache" in out
     per_split = warm_samples(load_config(cfg))
-    assert len(list(cache.glob("*/*.json"))) == 4 * 1 + 8 * len(per_split["val"]) + 4 * 2
+    assert len(list(cache.glob("*/*.json"))) == 4 * len(per_split["train"]) + 8 * len(per_split["val"]) + 4 * 2
     # a shard of another kind does not merge with a warm-up
     assert main(["eval", "--shard", "1/2", "--config", str(cfg), "--out", str(tmp_path / "e1"), "--quiet"]) == 0
     shutil.rmtree(tmp_path / "s2")
