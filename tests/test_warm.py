@@ -106,6 +106,8 @@ def test_after_a_merged_warm_up_the_optimize_baseline_costs_no_call_and_the_resu
     assert paid_start == []
     cold_start = [r for r in rows(cold.out) if r["skill_hash"] == start and not r["cached"]]
     assert warmed_calls == cold_calls - len(cold_start) and len(cold_start) > 8
+    print(f"cold {cold_calls} calls, warm-up {warm_calls} rollouts, warmed run {warmed_calls} calls "
+          f"({len(cold_start)} of the starting skill's rollouts off its path)")
     # ... and the very same run: scores, decisions, the skill proposed
     assert warmed.best_skill == cold.best_skill and warmed.improved == cold.improved
     assert warmed.report.scores == cold.report.scores and warmed.report.tasks == cold.report.tasks
