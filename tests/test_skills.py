@@ -20,6 +20,7 @@ from skillopt_action import api, package
 from skillopt_action.cli import main
 from skillopt_action.config import load_config, load_configs
 from skillopt_action.errors import ConfigError, ConfigErrors
+from skillopt_action.github.comments import MARKER
 
 
 def two_skills(root: Path, base_url: str, extra_skill: dict | None = None) -> Path:
@@ -225,3 +226,82 @@ def test_a_pull_request_gets_one_gate_check_per_skill_and_the_package_is_read_fr
     loud = checks["skillopt / gate (loud)"]
     assert loud["conclusion"] == "success", loud["output"]
     assert "gated 2 skills" in world.summary()
+
+
+# --------------------------------------------------------------------------- comment commands on several skills
+
+
+def skills_pr(world, files: dict[str, str], branch: str = "edit-skills") -> tuple[dict, str]:
+    sha = gp.commit_on_branch(world.ws, branch, files)
+    gp.git(world.ws, "checkout", "-q", "main")
+    world.fake.import_git(world.repo, world.ws, sha)
+    world.repo.refs[f"refs/heads/{branch}"] = sha
+    return world.fake.add_pull(world.repo, head_ref=branch, head_sha=sha, base_ref="main", title="Edit skills"), sha
+
+
+def test_eval_comment_gates_each_skill_the_pr_changes_with_its_own_check(world):
+    two_skill_repo(world, broken=False)
+    upper = STYLE + "- Write every answer in UPPERCASE.\n"
+    pr, sha = skills_pr(world, {"skills/loud/references/style.md": upper})
+    payload = world.comment(pr["number"], "/skillopt eval", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    (check,) = world.fake.checks_on(REPO, sha)  # shout is not changed: no check, no rollouts for it
+    assert check["name"] == "skillopt / gate (loud)" and check["conclusion"] == "success", check["output"]
+    (bot,) = world.bot_comments(pr["number"])
+    assert "**`/skillopt eval`**, requested by @maintainer: skill `loud`: ✅ passes the gate" in bot["body"]
+    assert "| val |" in bot["body"] and "shout" not in bot["body"]
+
+    # both skills changed: one check each, one sticky result with a section per skill (shout's edit does nothing)
+    pr2, sha2 = skills_pr(world, {"skills/loud/references/style.md": upper,
+                                  "SKILL.md": gp.SKILL + "\n- Be kind.\n"}, branch="edit-both")
+    payload = world.comment(pr2["number"], "/skillopt eval", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    checks = {c["name"]: c["conclusion"] for c in world.fake.checks_on(REPO, sha2)}
+    assert checks == {"skillopt / gate (shout)": "failure", "skillopt / gate (loud)": "success"}
+    (bot,) = world.bot_comments(pr2["number"])
+    assert "1 of 2 changed skills pass the gate" in bot["body"]
+    assert bot["body"].index("### `shout`: ❌ does not pass") < bot["body"].index("### `loud`: ✅ passes")
+
+    # `skill=` scores the one named even when the pull request does not change it
+    payload = world.comment(pr["number"], "/skillopt eval skill=shout", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    assert {c["name"] for c in world.fake.checks_on(REPO, sha)} == {"skillopt / gate (loud)",
+                                                                    "skillopt / gate (shout)"}
+    (bot,) = world.bot_comments(pr["number"])
+    assert "**`/skillopt eval skill=shout`**, requested by @maintainer: skill `shout`: ❌" in bot["body"]
+
+
+def test_optimize_comment_on_several_skills_asks_which_then_trains_the_named_package(world):
+    two_skill_repo(world, broken=False)
+    pr, sha = skills_pr(world, {"skills/loud/references/style.md": STYLE + "\n"})
+    for body, phrase in (("/skillopt optimize epochs=1", "lists 2 skills; say which one to train"),
+                         ("/skillopt optimize skill=louder", "lists no skill named `louder`")):
+        payload = world.comment(pr["number"], body, "maintainer")
+        assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+        assert world.model_calls() == 0 and world.fake.checks_on(REPO, sha) == []
+        reply = world.bot_comments(pr["number"])[-1]["body"]
+        assert reply.startswith(f"> {body}") and phrase in reply and "It lists: `shout`, `loud`." in reply
+        assert "Nothing was run." in reply and MARKER not in reply
+    assert "`/skillopt optimize skill=shout epochs=1`" in world.bot_comments(pr["number"])[0]["body"]
+
+    payload = world.comment(pr["number"], "/skillopt optimize skill=loud epochs=1", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    head = world.repo.refs["refs/heads/edit-skills"]
+    assert head != sha and world.repo.commits[head]["parents"] == [sha]
+    files = world.fake.files_at(world.repo, head)
+    assert gp.EDIT_TEXT in files["skills/loud/references/style.md"].decode()
+    assert files["skills/loud/SKILL.md"].decode() == PACKAGE_SKILL and files["SKILL.md"].decode() == gp.SKILL
+    (check,) = world.fake.checks_on(REPO, head)
+    assert check["name"] == "skillopt / gate (loud)" and check["conclusion"] == "success"
+    sticky = [c for c in world.bot_comments(pr["number"]) if MARKER in c["body"]]
+    assert len(sticky) == 1 and "`/skillopt optimize skill=loud epochs=1`" in sticky[0]["body"]
+    assert "The `skillopt / gate (loud)` check on it: success" in sticky[0]["body"]
+
+
+def test_skill_name_on_a_one_skill_config_is_refused_with_the_reason(world):
+    pr, sha = world.open_pr("feature", gp.UPPER_SKILL)
+    payload = world.comment(pr["number"], "/skillopt eval skill=shout", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0
+    reply = world.bot_comments(pr["number"])[-1]["body"]
+    assert "config has a single skill; leave out `skill=`" in reply and world.model_calls() == 0
+    assert world.fake.checks_on(REPO, sha) == []
