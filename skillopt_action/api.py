@@ -406,13 +406,13 @@ def compare(config: Config | str | Path | None = None, *, base_skill: str, candi
 
 
 def merge(shards: Sequence[str | Path], config: Config | str | Path | None = None, *, out: str | Path | None = None,
-          runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False) -> RunResult:
-    """Merge the run directories of the n shards of one `evaluate` / `compare` (`shard=(i, n)`) into the report
-    and the gate decision the unsharded run would have made: their rollouts fill the cache (same keys), then
-    the same evaluation runs over it; only a rollout no shard supplied costs a call. The config must be the one
-    the shards ran with (same commit). ConfigError (exit 2) for a missing, duplicate or foreign shard."""
-    found = sharding.read_shards(shards)  # checked before a run directory is made
-    rt = _runtime(config, out, runs, found.kind, log, no_cache, False)
+          runs: str | Path | None = None, log: Log | None = None, no_cache: bool = False,
+          skill_name: str | None = None) -> RunResult:
+    """The n shards (`shard=(i, n)`) of one `evaluate` / `compare` merged into the unsharded run's report and gate
+    decision: their rollouts fill the cache, the same evaluation runs over it (a rollout no shard supplied costs a
+    call). `skill_name`: one skill's shards among several. ConfigError for a missing, duplicate or foreign shard."""
+    found = sharding.read_shards(shards, skill_name)  # checked before a run directory is made
+    rt = _runtime(config, out, runs, found.kind, log, no_cache, False, skill_name=found.skill_name or None)
     sharding.check_config(rt, found)
     cache = sharding.import_cache(rt, found)
     before = rt.ledger.role_calls("target")

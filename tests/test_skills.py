@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import github_project as gp
@@ -116,6 +117,35 @@ def test_cli_optimizes_each_skill_and_a_failing_one_does_not_stop_the_others(tmp
     capsys.readouterr()
     assert main(["validate", "--config", str(cfg_path), "--skill-name", "plain"]) == 0
     assert re.search(r"skill plain \S*SKILL.md, 16 tasks", capsys.readouterr().out)
+
+
+def test_merge_finds_the_skill_its_shards_name_and_picks_one_skill_among_several(tmp_path, server, capsys):
+    cfg_path = two_skills(tmp_path, server.openai_base_url)
+    base = (tmp_path / "SKILL.md").read_text()
+    shards = tmp_path / "shards"
+    edited = tmp_path / "edited"  # each skill with the rule added to its SKILL.md
+    shutil.copytree(tmp_path / "skills" / "capitals", edited)
+    (edited / "SKILL.md").write_text((edited / "SKILL.md").read_text() + "\n" + RULE + "\n")
+    for name in ("plain", "folder"):
+        skill = api.read_skill(tmp_path / load_config(cfg_path, name).skill)
+        candidate = base + "\n" + RULE + "\n" if name == "plain" else api.read_skill(edited)
+        for i in (1, 2):
+            api.compare(cfg_path, base_skill=skill, candidate_skill=candidate, shard=(i, 2),
+                        out=shards / f"shard-{i}" / name, skill_name=name)
+    with pytest.raises(ConfigError, match=r"the skill \(of a config listing several\) differs") as exc:
+        api.merge([shards], cfg_path)
+    assert "--skill-name NAME" in exc.value.fix
+    # one skill's directories: the merge reads the skill's name from its shards
+    plain = api.merge([shards / "shard-1" / "plain", shards / "shard-2" / "plain"], cfg_path, out=tmp_path / "m1")
+    assert plain.baseline_skill == base and plain.report.sharding["shards"] == 2
+    # all of them side by side: --skill-name picks that skill's shards (the CLI too)
+    folder = api.merge([shards], cfg_path, out=tmp_path / "m2", skill_name="folder")
+    assert package.is_package(folder.baseline_skill) and folder.improved
+    assert main(["merge", str(shards), "--config", str(cfg_path), "--skill-name", "plain", "-q",
+                 "--out", str(tmp_path / "m3")]) == 0
+    assert "passes the gate" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="no shard of the skill 'other' here"):
+        api.merge([shards], cfg_path, skill_name="other")
 
 
 def test_compare_with_several_skills_asks_which(tmp_path, server, capsys):
@@ -305,3 +335,48 @@ def test_skill_name_on_a_one_skill_config_is_refused_with_the_reason(world):
     reply = world.bot_comments(pr["number"])[-1]["body"]
     assert "config has a single skill; leave out `skill=`" in reply and world.model_calls() == 0
     assert world.fake.checks_on(REPO, sha) == []
+
+
+# --------------------------------------------------------------------------- the sharded gate on several skills
+
+
+def test_sharded_gate_merges_each_skills_shards_into_its_own_check_as_the_unsharded_gate(world):
+    two_skill_repo(world, broken=False)
+    pr, sha = skills_pr(world, {"SKILL.md": gp.UPPER_SKILL,
+                                "skills/loud/references/style.md": STYLE + "- Write every answer in UPPERCASE.\n"})
+    payload = gp.pull_request_payload(REPO, pr["number"], "edit-skills", sha, world.main_sha)
+    downloads = world.ws / "skillopt-shards"  # what actions/download-artifact@v4 makes of the matrix's artifacts
+    for i in (1, 2):
+        assert world.run(world.env("pull_request", payload, shard=f"{i}/2")) == 0, world.summary()
+        assert world.writes() == [], "a shard job posts nothing"
+        shard_path = Path(world.outputs()["shard-path"])
+        manifests = {p.parent.name: json.loads(p.read_text()) for p in shard_path.glob("*/shard.json")}
+        assert sorted(manifests) == ["loud", "shout"]  # one run directory per changed skill, in one artifact
+        assert {m["skill_name"]: (m["shard"], m["of"]) for m in manifests.values()} == {"loud": (i, 2),
+                                                                                        "shout": (i, 2)}
+        shutil.copytree(shard_path, downloads / f"skillopt-shard-{i}")
+    assert world.fake.checks_on(REPO, sha) == []
+
+    assert world.run(world.env("pull_request", payload, command="merge")) == 0, world.summary()
+    assert world.model_calls() == 0, "every rollout came from the shards"
+    merged = {c["name"]: (c["conclusion"], c["output"]["title"]) for c in world.fake.checks_on(REPO, sha)}
+    assert sorted(merged) == ["skillopt / gate (loud)", "skillopt / gate (shout)"]
+    assert {c for c, _ in merged.values()} == {"success"}
+    report = json.loads(Path(world.outputs()["report-path"]).read_text())
+    assert report["sharding"]["shards"] == 2 and report["sharding"]["merge_calls"] == 0
+
+    # the same pull request gated unsharded: the same checks, with the same figures
+    assert world.run(world.env("pull_request", payload)) == 0, world.summary()
+    assert world.model_calls() > 0
+    single = {c["name"]: (c["conclusion"], c["output"]["title"]) for c in world.fake.checks_on(REPO, sha)}
+    assert single == merged
+
+    # a merge job that got only one skill's artifacts: that skill's check fails naming the cause, the other passes
+    for d in downloads.glob("*/loud"):
+        shutil.rmtree(d)
+    assert world.run(world.env("pull_request", payload, command="merge")) == 2, world.summary()
+    checks = {c["name"]: c for c in world.fake.checks_on(REPO, sha)}
+    assert checks["skillopt / gate (shout)"]["conclusion"] == "success"
+    loud = checks["skillopt / gate (loud)"]
+    assert loud["conclusion"] == "failure" and "no shard of the skill 'loud'" in loud["output"]["summary"]
+    assert "skill loud could not be gated (invalid config or tasks)" in world.summary()
