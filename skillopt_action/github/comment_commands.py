@@ -23,7 +23,7 @@ from ..config import load_config
 from ..errors import EXIT_INTERNAL, ConfigError, SkillOptError
 from ..render import render
 from ..runtime import stderr_log
-from . import checks, commands, comments, pr_gate
+from . import access, checks, commands, comments, pr_gate
 from . import pull_request as prs
 from .context import Context
 
@@ -170,6 +170,8 @@ def eval_several(ctx: Context, pr, label: str, names: list[str]) -> None:
         try:
             report = pr_gate.gate(ctx, pr.head.sha, pr.base.sha, pr.number, command="eval", primary=i == 0,
                                   skill_name=name)
+        except access.GitHubRefused:
+            raise  # the token or the repository refuses every skill's check alike
         except (SkillOptError, GithubException) as exc:
             why = str(exc).splitlines()[0] if isinstance(exc, ConfigError) and str(exc) else pr_gate.meaning(exc)
             ctx.annotate("error", f"skill {name} failed ({why}); the other skills ran")
