@@ -423,8 +423,8 @@ def merge(shards: Sequence[str | Path], config: Config | str | Path | None = Non
     """Merge the run directories of the n shards of one `evaluate` / `compare` / `warm` (`shard=(i, n)`) into the
     report and the gate decision the unsharded run would have made: their rollouts fill the cache (same keys), then
     the same evaluation runs over it (a warm-up's: the skill on val and test); only a rollout no shard supplied
-    costs a call. Run it with the shards' config (same commit; `skill_name` default: the shards'). ConfigError
-    (exit 2) for a missing, duplicate or foreign shard."""
+    costs a call. Run it with the shards' config (same commit). `skill_name`: one skill's shards among several
+    (default: the skill the shards name). ConfigError (exit 2) for a missing, duplicate or foreign shard."""
     found = sharding.read_shards(shards, skill_name)  # checked before a run directory is made
     rt = _runtime(config, out, runs, "compare" if found.kind == "compare" else "eval", log, no_cache, False,
                   skill_name=skill_name or found.skill_name or None)

@@ -250,7 +250,7 @@ def cmd_compare(args, paths: Paths) -> int:
 
 def cmd_merge(args, paths: Paths) -> int:
     result = api.merge(args.dirs, args.config, runs=Path(args.out) if args.out else None, log=_log(args),
-                       no_cache=args.no_cache)
+                       no_cache=args.no_cache, skill_name=args.skill_name or None)
     result.write()
     if args.json:
         print(json.dumps({"run_dir": paths.show(result.out), "report": result.report.to_dict()}, indent=2,

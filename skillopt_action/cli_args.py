@@ -53,7 +53,7 @@ GLOBALS: dict[str, tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = {
                                                  "scoring, to inspect them (agent targets)"}, RUN_VERBS),
     "skill_name": (("--skill-name",), {"metavar": "NAME", "help": "with a config that lists several skills "
                                        "(`skills:`): only this one (default: each in turn)"},
-                   ("validate", "eval", "optimize", "compare", "report", "watch")),
+                   ("validate", "eval", "optimize", "compare", "report", "watch", "merge")),
     "quiet": (("-q", "--quiet"), {"action": "store_true", "help": "no progress or notes on stderr (results and "
                                   "errors are still printed)"},
               ("init", "validate", "eval", "optimize", "compare", "report", "watch", "schema", "action", "merge")),

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import package
 from .ask import ask_json
 from .markdown import front_matter_end
 from .render import render
@@ -43,13 +44,17 @@ def front_matter(skill: str) -> dict[str, Any] | None:
 
 
 def read_description(skill: str) -> str | None:
-    fm = front_matter(skill)
+    """The front-matter description of the skill (a package: of its SKILL.md), or None."""
+    fm = front_matter(package.main_text(skill))
     value = (fm or {}).get("description")
     return value.strip() if isinstance(value, str) else None
 
 
 def set_description(skill: str, text: str) -> str:
-    """`skill` with its front-matter description replaced by `text` (ValueError without a description entry)."""
+    """`skill` with its front-matter description replaced by `text` (a package: in its SKILL.md, every other file
+    as it was); ValueError without a description entry."""
+    if package.is_package(skill):
+        return package.with_main(skill, set_description(package.main_text(skill), text))
     end = front_matter_end(skill)
     head = skill[:end]
     m = _KEY_RE.search(head)

@@ -264,11 +264,7 @@ class Shards:
     skills: dict[str, str]  # name -> text
     splits: list[str]
     members: list[Shard] = field(default_factory=list)
-
-    @property
-    def skill_name(self) -> str:
-        """The skill of a `skills:` config the shards ran for ("" for a one-skill config)."""
-        return str(self.members[0].manifest.get("skill_name") or "") if self.members else ""
+    skill_name: str = ""  # the skill of a config that lists several (`skills:`); "" for a one-skill config
 
 
 MERGE_FIX = "pass the run directories (or the downloaded artifacts) of every shard of one run, e.g. " \
@@ -309,21 +305,26 @@ def _load(path: Path) -> dict[str, Any]:
     if data["format"] != FORMAT:
         raise ConfigError(f"shard manifest format {data['format']} is not the format {FORMAT} this skillopt "
                           "writes", str(path), None, "run the shards and the merge with the same skillopt version")
+    data.setdefault("skill_name", "")  # written since configs list several skills; "" for one skill
     return data
 
 
 def read_shards(paths: Iterable[str | Path], skill_name: str | None = None) -> Shards:
-    """The shards of one run, checked: same kind, config, skills and shard count; each of 1..n exactly once.
-    `skill_name`: only the shards of that skill of a `skills:` config (the artifacts of a warm-up of every skill)."""
+    """The shards of one run, checked: same skill, kind, config, skills and shard count; each of 1..n exactly once.
+    With `skill_name`: only the shards of that skill of a config listing several (the artifacts of every skill's
+    shards, or of a warm-up of every skill, may lie side by side)."""
     manifests = find_manifests(paths)
     if not manifests:
         raise ConfigError("no shard directories given", None, None, MERGE_FIX)
     shards = [Shard(m.parent, _load(m)) for m in manifests]
     if skill_name is not None:
-        shards = [s for s in shards if (s.manifest.get("skill_name") or "") == skill_name]
+        found = sorted({str(s.manifest["skill_name"]) for s in shards})
+        shards = [s for s in shards if s.manifest["skill_name"] == skill_name]
         if not shards:
-            raise ConfigError(f"none of these shards ran for the skill {skill_name!r}", None, None,
-                              f"run the shards with that skill (`--skill-name {skill_name}`), then merge")
+            raise ConfigError(f"no shard of the skill {skill_name!r} here (the shards are of: "
+                              f"{', '.join(repr(n) for n in found)})", str(manifests[0].parent), None,
+                              f"run `skillopt compare|eval --skill-name {skill_name} --shard i/n` for every shard, "
+                              "and merge their run directories")
     first = shards[0]
 
     def differ(key: str, what: str, fix: str) -> None:
@@ -333,6 +334,8 @@ def read_shards(paths: Iterable[str | Path], skill_name: str | None = None) -> S
                               f"({_show(first.manifest[key])}) and {odd[0].path} ({_show(odd[0].manifest[key])})",
                               str(odd[0].path / MANIFEST), None, fix)
 
+    differ("skill_name", "the skill (of a config listing several)", "merge one skill's shards at a time: pass "
+           "--skill-name NAME, or only that skill's run directories")
     differ("kind", "the command (eval, compare or a warm-up)", MERGE_FIX)
     differ("of", "the number of shards", "give every job of the matrix the same n in --shard i/n")
     differ("config_hash", "the config, tasks or target (config hash)", "run every shard on the same commit; "
@@ -364,7 +367,7 @@ def read_shards(paths: Iterable[str | Path], skill_name: str | None = None) -> S
                               "run that shard again, then merge")
         skills[name] = text
     return Shards(first.manifest["kind"], n, first.manifest["config_hash"], skills, list(first.manifest["splits"]),
-                  sorted(shards, key=lambda s: s.index))
+                  sorted(shards, key=lambda s: s.index), str(first.manifest["skill_name"]))
 
 
 def _show(value: Any) -> str:

@@ -123,6 +123,9 @@ def test_shard_and_merge_inputs_are_for_the_pull_request_gate_and_the_scheduled_
     ("  /SkillOpt   optimize  epochs=3\nplease", commands.Command("optimize", epochs=3)),
     ("/skillopt optimize", commands.Command("optimize")),
     ("/skillopt help", commands.Command("help")),
+    ("/skillopt eval skill=docs-writer", commands.Command("eval", skill="docs-writer")),
+    ("/skillopt optimize skill=loud epochs=2", commands.Command("optimize", epochs=2, skill="loud")),
+    ("/skillopt optimize epochs=2 SKILL=loud", commands.Command("optimize", epochs=2, skill="loud")),
     ("great work!\n/skillopt eval", None),
     ("> /skillopt eval\nquoted", None),
     ("/skillopts eval", None),
@@ -136,11 +139,43 @@ def test_parse_commands(body, expected):
     ("/skillopt deploy", "unknown command `deploy`"),
     ("/skillopt optimize epochs=0", "from 1 to 20"),
     ("/skillopt optimize fast", "does not understand `fast`"),
-    ("/skillopt eval now", "takes no arguments"),
+    ("/skillopt eval now", "takes only `skill=NAME`"),
+    ("/skillopt eval epochs=2", "takes only `skill=NAME`"),
+    ("/skillopt eval skill=", "is not a skill name"),
+    ("/skillopt optimize skill=Loud", "is not a skill name"),
+    ("/skillopt optimize skill=../etc", "is not a skill name"),
 ])
 def test_unknown_commands_say_why(body, error):
     cmd = commands.parse(body)
     assert cmd.name == "unknown" and error in cmd.error
+
+
+def select(body: str, names: list, changed: list | None = None) -> commands.Selection:
+    cmd = commands.parse(body)
+    assert cmd is not None and cmd.name != "unknown", cmd
+    return commands.select(cmd, names, changed)
+
+
+def test_one_skill_configs_need_no_skill_name_and_refuse_one():
+    assert select("/skillopt eval", [None]).skills == (None,)
+    assert select("/skillopt optimize epochs=2", [None]).skills == (None,)
+    refused = select("/skillopt eval skill=loud", [None])
+    assert refused.skills == () and "single skill; leave out `skill=`" in refused.problem
+
+
+def test_several_skills_eval_gates_what_the_pr_changes_and_optimize_asks_which():
+    names = ["shout", "loud", "quiet"]
+    assert select("/skillopt eval", names, changed=["quiet", "shout"]).skills == ("shout", "quiet")  # config order
+    assert select("/skillopt eval skill=loud", names, changed=["shout"]).skills == ("loud",)
+    nothing = select("/skillopt eval", names, changed=[])
+    assert nothing.skills == () and "changes none of the skills" in nothing.problem and nothing.names == tuple(names)
+    which = select("/skillopt optimize epochs=1", names)
+    assert which.skills == () and "lists 3 skills; say which one" in which.problem and which.names == tuple(names)
+    assert select("/skillopt optimize skill=quiet", names).skills == ("quiet",)
+    unknown = select("/skillopt optimize skill=louder", names)
+    assert unknown.skills == () and "no skill named `louder`" in unknown.problem
+    # a `skills:` list of one needs no name either
+    assert select("/skillopt optimize", ["only"]).skills == ("only",)
 
 
 @pytest.mark.parametrize("permission, role, allowed", [

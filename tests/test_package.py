@@ -9,16 +9,18 @@ run keeps edits in two files; an agent target installs the package's script and 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from model_server import ModelServer, Text
+from model_server import ModelServer, Text, ToolCall
 
 from skillopt_action import api, package
 from skillopt_action.config import ModelSettings
+from skillopt_action.description import read_description, set_description
 from skillopt_action.errors import ConfigError
 from skillopt_action.reflect import parse_proposal
 from skillopt_action.rollout import skill_hash
@@ -104,6 +106,16 @@ def test_bad_file_names_are_refused_with_the_reason_and_protected_text_stays():
     after = package.unpack(rep.after)
     assert after.files["references/examples.md"] == "# Examples\n\n- `## 1.0.0` then `- Fixed: ...`\n"
     assert "new file" in rep.diff or "--- a/skills/release-notes/references/examples.md" in rep.diff
+
+
+def test_the_description_of_a_package_is_read_and_rewritten_in_its_skill_md_only():
+    text = example_text()
+    assert read_description(text) == OLD_DESCRIPTION
+    new = set_description(text, 'Writes "What\'s new" too.')
+    before, after = package.unpack(text), package.unpack(new)
+    assert read_description(new) == read_description(after.files["SKILL.md"]) == 'Writes "What\'s new" too.'
+    assert after.files["SKILL.md"].split("---\n", 2)[2] == before.files["SKILL.md"].split("---\n", 2)[2]
+    assert after.files["references/style.md"] == before.files["references/style.md"] and after.assets == before.assets
 
 
 def test_a_single_file_skill_refuses_edits_naming_another_file():
@@ -227,3 +239,96 @@ def test_a_package_never_overwrites_a_fixture_file_next_to_its_main_file(tmp_pat
     assert package.install(example_text(), tmp_path, ".agents/skills/notes/SKILL.md") == [
         ".agents/skills/notes/SKILL.md", ".agents/skills/notes/references/style.md",
         ".agents/skills/notes/scripts/check_notes.py"]
+
+
+# --------------------------------------------------------------------------- the package and its description, through real Claude Code
+
+CLIS_DIR = Path(os.environ.get("SKILLOPT_AGENT_CLIS_DIR") or Path.home() / ".cache" / "skillopt-agent-clis")
+CLAUDE = str(CLIS_DIR / "node_modules" / ".bin" / "claude") if (CLIS_DIR / "node_modules" / ".bin" / "claude").exists() \
+    else shutil.which("claude")
+CLAUDE_KEY = "sk-package-claude-test-0123456789"
+OLD_DESCRIPTION = ("Writes the release notes of one version from a list of changes. Use it when a task asks for release "
+                   "notes, a changelog entry or a version summary.")
+NEW_DESCRIPTION = OLD_DESCRIPTION + " Also use it for the \"What's new\" section of a release announcement."
+TOPICS = ("release notes", "what's new")  # what a query may ask for, and a description may name
+LISTED = re.compile(r"^- release-notes: (.+)$", re.M)  # Claude Code lists each skill's description to the model
+
+
+class ClaudeScripted:
+    """The model behind the real `claude` agent (Anthropic Messages) and the optimizer (OpenAI chat).
+
+    The agent calls the Skill tool when the query asks for something the listed description names; after the Skill
+    tool (Claude Code then sends SKILL.md's body) it reads references/style.md from the skill's base directory, and
+    its notes follow the rules it was shown: the `## <version>` heading when SKILL.md has it, the Fixed/Added/Changed
+    prefixes when style.md has them. Without the skill it answers plainly. The optimizer proposes the heading rule
+    for SKILL.md and the prefix rule for references/style.md (the body), and the description naming "What's new"."""
+
+    def __call__(self, req):
+        if req.api == "chat" and "You improve a skill document" in req.system:
+            return Text(OPTIMIZER)
+        if req.api == "chat":
+            return Text(json.dumps({"analysis": "queries about \"What's new\" sections were not loaded",
+                                    "description": NEW_DESCRIPTION}))
+        if not req.tool_names:
+            return Text('{"title": "Task"}')
+        query = req.last_user_text.split("</system-reminder>")[-1].strip() if not req.tool_results else ""
+        results = req.tool_results
+        if not results:
+            listed = LISTED.search(req.text)
+            description = listed.group(1).lower() if listed else ""
+            if any(t in query.lower() and t in description for t in TOPICS):
+                return ToolCall("Skill", {"skill": "release-notes"})
+            return Text("Answered without the skill.")
+        base = re.search(r"Base directory for this skill: (\S+)", req.text)
+        if len(results) == 1 and base:
+            return ToolCall("Read", {"file_path": base.group(1) + "/references/style.md"})
+        m = re.search(r"version (\S+)\. Changes: (.*)\.$", req.text, re.M)
+        if not m:
+            return Text("Done.")  # a "What's new" query: loading was the point
+        version, items = m.group(1), m.group(2).split("; ")
+        head = f"## {version}" if HEADING_RULE in req.text else f"Release {version}"
+        styled = STYLE_RULE in results[-1]
+        return Text("\n".join([head, *(f"- {_prefix(i)}: {i}" if styled else f"- {i}" for i in items)]))
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(CLAUDE is None, reason="the claude CLI is not installed (see tests/test_harness_cli.py)")
+def test_the_example_package_and_its_description_are_trained_in_one_run_through_claude_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("PACKAGE_CLAUDE_KEY", CLAUDE_KEY)
+    root = tmp_path / "example"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".skillopt"))
+    before = {p: p.read_bytes() for p in (root / "skills").rglob("*") if p.is_file()}
+    with ModelServer(responder=ClaudeScripted(), require_api_key=CLAUDE_KEY) as server:
+        cfg = yaml.safe_load((root / "skillopt-claude.yml").read_text())
+        cfg["target"].update(base_url=server.anthropic_base_url, api_key_env="PACKAGE_CLAUDE_KEY", model="claude-test",
+                             timeout=120)
+        cfg["target"]["options"].update(binary=CLAUDE, config_dir=str(tmp_path / "claude-config"),
+                                        base_dir=str(tmp_path / "ws"))
+        cfg["optimizer"].update(base_url=server.openai_base_url, api_key_env="PACKAGE_CLAUDE_KEY", timeout=10)
+        (root / "skillopt-claude.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        result = api.optimize(root / "skillopt-claude.yml", out=root / "run")
+        agent_turns = [r for r in server.requests_for("messages") if r.tool_names and not r.tool_results]
+    report = result.report
+    # the body: one kept edit in each Markdown file of the package, through the gate
+    body = [e for e in report.accepted_edits if e.get("region") != "description"]
+    assert sorted(e.get("file") or "SKILL.md" for e in body) == ["SKILL.md", "references/style.md"], report.steps
+    best = package.unpack(result.best_skill)
+    assert HEADING_RULE in best.files["SKILL.md"] and STYLE_RULE in best.files["references/style.md"]
+    assert best.assets == package.unpack(result.baseline_skill).assets, "the script is never edited"
+    # the description: the one naming "What's new" passed the trigger gate without losing precision or recall
+    (decision,) = [s["description"] for s in report.steps if s.get("description", {}).get("proposed")]
+    assert decision["accepted"] is True and decision["after"] == NEW_DESCRIPTION, decision
+    assert decision["gate"]["incumbent"] == {"precision": None, "recall": 0.0}
+    assert decision["gate"]["candidate"] == {"precision": 1.0, "recall": 1.0}
+    assert read_description(package.main_text(result.best_skill)) == NEW_DESCRIPTION
+    assert report.improved and report.val["baseline"] < report.val["best"] == 1.0 and report.scores["test"]["best"] == 1.0
+    # the real CLI listed both descriptions to the model, in its own words
+    assert any(f"- release-notes: {NEW_DESCRIPTION}" in r.text for r in agent_turns)
+    assert any(f"- release-notes: {OLD_DESCRIPTION}\n" in r.text for r in agent_turns)
+    result.write()
+    md = (root / "run" / "report.md").read_text()
+    assert "**Description**" in md and "skills/release-notes/references/style.md" in report.diff
+    assert "skills/release-notes/SKILL.md" in report.diff
+    assert {p: p.read_bytes() for p in (root / "skills").rglob("*") if p.is_file()} == before, \
+        "the user's skill folder is never written"
+    assert list((tmp_path / "ws").iterdir()) == []

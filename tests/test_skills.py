@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import github_project as gp
@@ -20,6 +21,7 @@ from skillopt_action import api, package
 from skillopt_action.cli import main
 from skillopt_action.config import load_config, load_configs
 from skillopt_action.errors import ConfigError, ConfigErrors
+from skillopt_action.github.comments import MARKER
 
 
 def two_skills(root: Path, base_url: str, extra_skill: dict | None = None) -> Path:
@@ -115,6 +117,35 @@ def test_cli_optimizes_each_skill_and_a_failing_one_does_not_stop_the_others(tmp
     capsys.readouterr()
     assert main(["validate", "--config", str(cfg_path), "--skill-name", "plain"]) == 0
     assert re.search(r"skill plain \S*SKILL.md, 16 tasks", capsys.readouterr().out)
+
+
+def test_merge_finds_the_skill_its_shards_name_and_picks_one_skill_among_several(tmp_path, server, capsys):
+    cfg_path = two_skills(tmp_path, server.openai_base_url)
+    base = (tmp_path / "SKILL.md").read_text()
+    shards = tmp_path / "shards"
+    edited = tmp_path / "edited"  # each skill with the rule added to its SKILL.md
+    shutil.copytree(tmp_path / "skills" / "capitals", edited)
+    (edited / "SKILL.md").write_text((edited / "SKILL.md").read_text() + "\n" + RULE + "\n")
+    for name in ("plain", "folder"):
+        skill = api.read_skill(tmp_path / load_config(cfg_path, name).skill)
+        candidate = base + "\n" + RULE + "\n" if name == "plain" else api.read_skill(edited)
+        for i in (1, 2):
+            api.compare(cfg_path, base_skill=skill, candidate_skill=candidate, shard=(i, 2),
+                        out=shards / f"shard-{i}" / name, skill_name=name)
+    with pytest.raises(ConfigError, match=r"the skill \(of a config listing several\) differs") as exc:
+        api.merge([shards], cfg_path)
+    assert "--skill-name NAME" in exc.value.fix
+    # one skill's directories: the merge reads the skill's name from its shards
+    plain = api.merge([shards / "shard-1" / "plain", shards / "shard-2" / "plain"], cfg_path, out=tmp_path / "m1")
+    assert plain.baseline_skill == base and plain.report.sharding["shards"] == 2
+    # all of them side by side: --skill-name picks that skill's shards (the CLI too)
+    folder = api.merge([shards], cfg_path, out=tmp_path / "m2", skill_name="folder")
+    assert package.is_package(folder.baseline_skill) and folder.improved
+    assert main(["merge", str(shards), "--config", str(cfg_path), "--skill-name", "plain", "-q",
+                 "--out", str(tmp_path / "m3")]) == 0
+    assert "passes the gate" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="no shard of the skill 'other' here"):
+        api.merge([shards], cfg_path, skill_name="other")
 
 
 def test_compare_with_several_skills_asks_which(tmp_path, server, capsys):
@@ -225,3 +256,127 @@ def test_a_pull_request_gets_one_gate_check_per_skill_and_the_package_is_read_fr
     loud = checks["skillopt / gate (loud)"]
     assert loud["conclusion"] == "success", loud["output"]
     assert "gated 2 skills" in world.summary()
+
+
+# --------------------------------------------------------------------------- comment commands on several skills
+
+
+def skills_pr(world, files: dict[str, str], branch: str = "edit-skills") -> tuple[dict, str]:
+    sha = gp.commit_on_branch(world.ws, branch, files)
+    gp.git(world.ws, "checkout", "-q", "main")
+    world.fake.import_git(world.repo, world.ws, sha)
+    world.repo.refs[f"refs/heads/{branch}"] = sha
+    return world.fake.add_pull(world.repo, head_ref=branch, head_sha=sha, base_ref="main", title="Edit skills"), sha
+
+
+def test_eval_comment_gates_each_skill_the_pr_changes_with_its_own_check(world):
+    two_skill_repo(world, broken=False)
+    upper = STYLE + "- Write every answer in UPPERCASE.\n"
+    pr, sha = skills_pr(world, {"skills/loud/references/style.md": upper})
+    payload = world.comment(pr["number"], "/skillopt eval", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    (check,) = world.fake.checks_on(REPO, sha)  # shout is not changed: no check, no rollouts for it
+    assert check["name"] == "skillopt / gate (loud)" and check["conclusion"] == "success", check["output"]
+    (bot,) = world.bot_comments(pr["number"])
+    assert "**`/skillopt eval`**, requested by @maintainer: skill `loud`: ✅ passes the gate" in bot["body"]
+    assert "| val |" in bot["body"] and "shout" not in bot["body"]
+
+    # both skills changed: one check each, one sticky result with a section per skill (shout's edit does nothing)
+    pr2, sha2 = skills_pr(world, {"skills/loud/references/style.md": upper,
+                                  "SKILL.md": gp.SKILL + "\n- Be kind.\n"}, branch="edit-both")
+    payload = world.comment(pr2["number"], "/skillopt eval", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    checks = {c["name"]: c["conclusion"] for c in world.fake.checks_on(REPO, sha2)}
+    assert checks == {"skillopt / gate (shout)": "failure", "skillopt / gate (loud)": "success"}
+    (bot,) = world.bot_comments(pr2["number"])
+    assert "1 of 2 changed skills pass the gate" in bot["body"]
+    assert bot["body"].index("### `shout`: ❌ does not pass") < bot["body"].index("### `loud`: ✅ passes")
+
+    # `skill=` scores the one named even when the pull request does not change it
+    payload = world.comment(pr["number"], "/skillopt eval skill=shout", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    assert {c["name"] for c in world.fake.checks_on(REPO, sha)} == {"skillopt / gate (loud)",
+                                                                    "skillopt / gate (shout)"}
+    (bot,) = world.bot_comments(pr["number"])
+    assert "**`/skillopt eval skill=shout`**, requested by @maintainer: skill `shout`: ❌" in bot["body"]
+
+
+def test_optimize_comment_on_several_skills_asks_which_then_trains_the_named_package(world):
+    two_skill_repo(world, broken=False)
+    pr, sha = skills_pr(world, {"skills/loud/references/style.md": STYLE + "\n"})
+    for body, phrase in (("/skillopt optimize epochs=1", "lists 2 skills; say which one to train"),
+                         ("/skillopt optimize skill=louder", "lists no skill named `louder`")):
+        payload = world.comment(pr["number"], body, "maintainer")
+        assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+        assert world.model_calls() == 0 and world.fake.checks_on(REPO, sha) == []
+        reply = world.bot_comments(pr["number"])[-1]["body"]
+        assert reply.startswith(f"> {body}") and phrase in reply and "It lists: `shout`, `loud`." in reply
+        assert "Nothing was run." in reply and MARKER not in reply
+    assert "`/skillopt optimize skill=shout epochs=1`" in world.bot_comments(pr["number"])[0]["body"]
+
+    payload = world.comment(pr["number"], "/skillopt optimize skill=loud epochs=1", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0, world.summary()
+    head = world.repo.refs["refs/heads/edit-skills"]
+    assert head != sha and world.repo.commits[head]["parents"] == [sha]
+    files = world.fake.files_at(world.repo, head)
+    assert gp.EDIT_TEXT in files["skills/loud/references/style.md"].decode()
+    assert files["skills/loud/SKILL.md"].decode() == PACKAGE_SKILL and files["SKILL.md"].decode() == gp.SKILL
+    (check,) = world.fake.checks_on(REPO, head)
+    assert check["name"] == "skillopt / gate (loud)" and check["conclusion"] == "success"
+    sticky = [c for c in world.bot_comments(pr["number"]) if MARKER in c["body"]]
+    assert len(sticky) == 1 and "`/skillopt optimize skill=loud epochs=1`" in sticky[0]["body"]
+    assert "The `skillopt / gate (loud)` check on it: success" in sticky[0]["body"]
+
+
+def test_skill_name_on_a_one_skill_config_is_refused_with_the_reason(world):
+    pr, sha = world.open_pr("feature", gp.UPPER_SKILL)
+    payload = world.comment(pr["number"], "/skillopt eval skill=shout", "maintainer")
+    assert world.run(world.env("issue_comment", payload)) == 0
+    reply = world.bot_comments(pr["number"])[-1]["body"]
+    assert "config has a single skill; leave out `skill=`" in reply and world.model_calls() == 0
+    assert world.fake.checks_on(REPO, sha) == []
+
+
+# --------------------------------------------------------------------------- the sharded gate on several skills
+
+
+def test_sharded_gate_merges_each_skills_shards_into_its_own_check_as_the_unsharded_gate(world):
+    two_skill_repo(world, broken=False)
+    pr, sha = skills_pr(world, {"SKILL.md": gp.UPPER_SKILL,
+                                "skills/loud/references/style.md": STYLE + "- Write every answer in UPPERCASE.\n"})
+    payload = gp.pull_request_payload(REPO, pr["number"], "edit-skills", sha, world.main_sha)
+    downloads = world.ws / "skillopt-shards"  # what actions/download-artifact@v4 makes of the matrix's artifacts
+    for i in (1, 2):
+        assert world.run(world.env("pull_request", payload, shard=f"{i}/2")) == 0, world.summary()
+        assert world.writes() == [], "a shard job posts nothing"
+        shard_path = Path(world.outputs()["shard-path"])
+        manifests = {p.parent.name: json.loads(p.read_text()) for p in shard_path.glob("*/shard.json")}
+        assert sorted(manifests) == ["loud", "shout"]  # one run directory per changed skill, in one artifact
+        assert {m["skill_name"]: (m["shard"], m["of"]) for m in manifests.values()} == {"loud": (i, 2),
+                                                                                        "shout": (i, 2)}
+        shutil.copytree(shard_path, downloads / f"skillopt-shard-{i}")
+    assert world.fake.checks_on(REPO, sha) == []
+
+    assert world.run(world.env("pull_request", payload, command="merge")) == 0, world.summary()
+    assert world.model_calls() == 0, "every rollout came from the shards"
+    merged = {c["name"]: (c["conclusion"], c["output"]["title"]) for c in world.fake.checks_on(REPO, sha)}
+    assert sorted(merged) == ["skillopt / gate (loud)", "skillopt / gate (shout)"]
+    assert {c for c, _ in merged.values()} == {"success"}
+    report = json.loads(Path(world.outputs()["report-path"]).read_text())
+    assert report["sharding"]["shards"] == 2 and report["sharding"]["merge_calls"] == 0
+
+    # the same pull request gated unsharded: the same checks, with the same figures
+    assert world.run(world.env("pull_request", payload)) == 0, world.summary()
+    assert world.model_calls() > 0
+    single = {c["name"]: (c["conclusion"], c["output"]["title"]) for c in world.fake.checks_on(REPO, sha)}
+    assert single == merged
+
+    # a merge job that got only one skill's artifacts: that skill's check fails naming the cause, the other passes
+    for d in downloads.glob("*/loud"):
+        shutil.rmtree(d)
+    assert world.run(world.env("pull_request", payload, command="merge")) == 2, world.summary()
+    checks = {c["name"]: c for c in world.fake.checks_on(REPO, sha)}
+    assert checks["skillopt / gate (shout)"]["conclusion"] == "success"
+    loud = checks["skillopt / gate (loud)"]
+    assert loud["conclusion"] == "failure" and "no shard of the skill 'loud'" in loud["output"]["summary"]
+    assert "skill loud could not be gated (invalid config or tasks)" in world.summary()

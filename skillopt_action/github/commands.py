@@ -1,4 +1,6 @@
-"""Comment commands (`/skillopt optimize [epochs=N] | eval | help`) and who may give them. No I/O."""
+"""Comment commands (`/skillopt optimize [skill=NAME] [epochs=N] | eval [skill=NAME] | help`), which skills they
+act on, and who may give them. No I/O: the caller reads the base branch's config and the pull request's files and
+passes plain data."""
 
 from __future__ import annotations
 
@@ -8,16 +10,21 @@ from dataclasses import dataclass
 PREFIX = "/skillopt"
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 MAX_EPOCHS = 20
+SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # the schema's pattern for `skills[].name`
 
 HELP = """\
 **skillopt commands** (comment on a pull request; you need write access to this repository):
 
 | Command | What it does |
 |---|---|
-| `/skillopt eval` | score this PR's skill against the base branch's skill and post the `skillopt / gate` check |
-| `/skillopt optimize [epochs=N]` | train starting from this PR's skill; pushes the result to this PR's branch \
-when it lives in this repository |
+| `/skillopt eval [skill=NAME]` | score this PR's skill against the base branch's skill and post the \
+`skillopt / gate` check |
+| `/skillopt optimize [skill=NAME] [epochs=N]` | train starting from this PR's skill; pushes the result to this \
+PR's branch when it lives in this repository |
 | `/skillopt help` | show this help |
+
+When the config lists several skills (`skills:`), `skill=NAME` says which one. Without it, `eval` gates every \
+skill this pull request changes (each gets its own `skillopt / gate (NAME)` check) and `optimize` asks which.
 """
 
 
@@ -25,6 +32,7 @@ when it lives in this repository |
 class Command:
     name: str  # optimize | eval | help | unknown
     epochs: int | None = None
+    skill: str | None = None  # `skill=NAME`: one skill of a config that lists several
     error: str = ""  # why the command was not understood (for name == "unknown")
 
 
@@ -44,21 +52,62 @@ def parse(body: str) -> Command | None:
     verb, args = words[1].lower(), words[2:]
     if verb == "help" and not args:
         return Command("help")
-    if verb == "eval":
-        if args:
-            return Command("unknown", error=f"`eval` takes no arguments (got `{' '.join(args)}`)")
-        return Command("eval")
-    if verb == "optimize":
-        epochs = None
+    if verb in ("eval", "optimize"):
+        epochs: int | None = None
+        skill: str | None = None
         for arg in args:
-            m = re.fullmatch(r"epochs=(\d{1,3})", arg, flags=re.IGNORECASE)
-            if not m:
-                return Command("unknown", error=f"`optimize` does not understand `{arg}` (try `epochs=2`)")
-            epochs = int(m.group(1))
-            if not 1 <= epochs <= MAX_EPOCHS:
-                return Command("unknown", error=f"epochs must be from 1 to {MAX_EPOCHS} (got {epochs})")
-        return Command("optimize", epochs=epochs)
+            key, _, value = arg.partition("=")
+            key = key.lower()
+            if key == "skill" and SKILL_NAME.fullmatch(value):
+                skill = value
+            elif key == "skill":
+                return Command("unknown", error=f"`{arg}` is not a skill name (lower-case letters, digits, `.`, `_` "
+                                                "or `-`, as in the config's `skills:` list)")
+            elif verb == "optimize" and re.fullmatch(r"epochs=(\d{1,3})", arg, flags=re.IGNORECASE):
+                epochs = int(value)
+                if not 1 <= epochs <= MAX_EPOCHS:
+                    return Command("unknown", error=f"epochs must be from 1 to {MAX_EPOCHS} (got {epochs})")
+            elif verb == "optimize":
+                return Command("unknown", error=f"`optimize` does not understand `{arg}` (try `epochs=2` or "
+                                                "`skill=NAME`)")
+            else:
+                return Command("unknown", error=f"`eval` does not understand `{arg}` (it takes only `skill=NAME`)")
+        return Command(verb, epochs=epochs, skill=skill)
     return Command("unknown", error=f"unknown command `{words[1]}`")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which skills a command acts on. `skills`: names of a `skills:` config, or [None] for a one-skill config;
+    empty when the command cannot run, `problem` then says why (for a reply of its own)."""
+    skills: tuple[str | None, ...]
+    problem: str = ""
+    names: tuple[str, ...] = ()  # every skill the config lists (for the reply)
+
+
+def select(cmd: Command, names: list[str | None], changed: list[str] | None = None) -> Selection:
+    """The skills `cmd` acts on, from the base branch's config (`names`: its `skills:` names in order, or [None]
+    when it lists one skill or there is none) and, for `eval` without `skill=`, the names whose skill this pull
+    request changes (`changed`; only needed when the config lists several)."""
+    listed = tuple(n for n in names if n)
+    if not listed:
+        if cmd.skill:
+            return Selection((), f"`skill={cmd.skill}` names one skill of a `skills:` list, but the base branch's "
+                                 "config has a single skill; leave out `skill=`")
+        return Selection((None,))
+    if cmd.skill:
+        if cmd.skill not in listed:
+            return Selection((), f"the base branch's config lists no skill named `{cmd.skill}`", listed)
+        return Selection((cmd.skill,), names=listed)
+    if len(listed) == 1:
+        return Selection(listed, names=listed)
+    if cmd.name == "eval":
+        touched = tuple(n for n in listed if n in set(changed or ()))
+        if touched:
+            return Selection(touched, names=listed)
+        return Selection((), "this pull request changes none of the skills the base branch's config lists, so "
+                             "there is nothing to gate; name one to score it anyway", listed)
+    return Selection((), f"the base branch's config lists {len(listed)} skills; say which one to train", listed)
 
 
 @dataclass(frozen=True)

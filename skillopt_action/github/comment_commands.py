@@ -1,4 +1,4 @@
-"""`issue_comment`: `/skillopt eval | optimize [epochs=N] | help` on a pull request.
+"""`issue_comment`: `/skillopt eval [skill=NAME] | optimize [skill=NAME] [epochs=N] | help` on a pull request.
 
 Who may run them is asked from the API on every comment (write, maintain or admin). What each comment gets:
 - a command from someone without write access: a 👎 reaction and, once per person and pull request, a polite
@@ -6,19 +6,24 @@ Who may run them is asked from the API on every comment (write, maintain or admi
 - `help` or a command that is not understood: 👀 and a reply of its own with the help text;
 - `eval` / `optimize`: 👀, the sticky comment says it is running, then holds the result. `eval` posts the
   `skillopt / gate` check on the PR's head; `optimize` pushes an improved skill to the PR's branch (same
-  repository only) and posts the gate check on the commit it pushed, in the same run.
+  repository only) and posts the gate check on the commit it pushed, in the same run;
+- on a config listing several skills (`skills:`): `skill=NAME` picks one. Without it `eval` gates each skill the
+  pull request changes (its own `skillopt / gate (NAME)` check, one sticky result with a section per skill) and
+  `optimize` gets a reply of its own listing the names; what runs is decided by `commands.select` on plain data.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from github.GithubException import GithubException
 
 from .. import api, fmt
 from ..config import load_config
-from ..errors import ConfigError
+from ..errors import EXIT_INTERNAL, ConfigError, SkillOptError
 from ..render import render
 from ..runtime import stderr_log
-from . import checks, commands, comments, pr_gate
+from . import access, checks, commands, comments, pr_gate
 from . import pull_request as prs
 from .context import Context
 
@@ -75,23 +80,66 @@ def handle(ctx: Context) -> None:
     run_command(ctx, pr, cmd)
 
 
+def label_of(cmd: commands.Command) -> str:
+    return " ".join([cmd.name] + ([f"skill={cmd.skill}"] if cmd.skill else [])
+                    + ([f"epochs={cmd.epochs}"] if cmd.epochs else []))
+
+
+def select_skills(ctx: Context, pr, cmd: commands.Command) -> commands.Selection:
+    """Read what `commands.select` decides on: the base branch's skill names and, for `eval` without `skill=` on a
+    config listing several, which of them this pull request changes (a package: any of its files)."""
+    base = ctx.base_snapshot(pr.base.sha)
+    config = base / ctx.s.config
+    if not config.is_file():
+        return commands.Selection((None,))  # the gate (eval) or optimize says there is no config
+    names: list[str | None] = [n or None for n in api.skills(config)]
+    changed = None
+    if cmd.name == "eval" and not cmd.skill and len(names) > 1:
+        changed = [n for n in names if n and skill_changed(ctx, base, config, n, pr.head.sha)]
+    return commands.select(cmd, names, changed)
+
+
+def skill_changed(ctx: Context, base: Path, config: Path, name: str, head_sha: str) -> bool:
+    skill_path = load_config(str(config), name).skill
+    base_file = base / skill_path
+    if not base_file.exists():
+        return True  # the gate reports the missing skill on its check
+    base_skill = ctx.read_text(base_file, f"skill file {skill_path} on the base branch")
+    return prs.skill_at(ctx.repo, skill_path, head_sha, base_skill) != base_skill
+
+
 def run_command(ctx: Context, pr, cmd: commands.Command) -> None:
     t = ctx.t
-    label = cmd.name + (f" epochs={cmd.epochs}" if cmd.epochs else "")
+    label = label_of(cmd)
+    try:
+        selection = select_skills(ctx, pr, cmd)
+    except Exception as exc:
+        failed(ctx, pr, label, exc)
+        raise
+    if not selection.skills:
+        ctx.result.title = f"/skillopt {cmd.name}: asked which skill"
+        ctx.log(f"/skillopt {label}: {selection.problem}; nothing run")
+        more = f" epochs={cmd.epochs}" if cmd.epochs else ""
+        comments.reply(pr, render("github_reply.md.j2", kind="which", command_line=command_line(t.comment_body),
+                                  user=t.commenter, problem=selection.problem, names=selection.names,
+                                  verb=cmd.name, more=more))
+        return
     comments.upsert_sticky(pr, ctx.bot_login, render("github_comment.md.j2", kind="received", command=label,
                                                      user=t.commenter, run_url=ctx.s.run_url))
+    if cmd.name == "eval" and len(selection.skills) > 1:
+        eval_several(ctx, pr, label, [n for n in selection.skills if n])
+        return
+    name = selection.skills[0]
     try:
         if cmd.name == "eval":
-            report = pr_gate.gate(ctx, pr.head.sha, pr.base.sha, pr.number, command="eval")
-            headline = (ctx.result.title if report is None else
-                        ("✅ passes the gate" if report.get("improved") else "❌ does not pass the gate")
-                        + " against the base branch's skill.")
+            report = pr_gate.gate(ctx, pr.head.sha, pr.base.sha, pr.number, command="eval", skill_name=name)
+            headline = ctx.result.title if report is None else verdict_line(report)
+            if name:  # one skill of several: say which (the pull request may have changed only this one)
+                headline = f"skill `{name}`: {headline}"
         else:
-            report, headline = optimize_pull_request(ctx, pr, cmd.epochs)
+            report, headline = optimize_pull_request(ctx, pr, cmd.epochs, name)
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if isinstance(exc, ConfigError) and str(exc) else pr_gate.meaning(exc)
-        comments.upsert_sticky(pr, ctx.bot_login, render("github_comment.md.j2", kind="failed", command=label,
-                                                         reason=reason, run_url=ctx.s.run_url))
+        failed(ctx, pr, label, exc)
         raise
     if report is None:
         body = f"**`/skillopt {label}`**, requested by @{t.commenter}: {headline}\n\n[Workflow run]({ctx.s.run_url})"
@@ -102,7 +150,47 @@ def run_command(ctx: Context, pr, cmd: commands.Command) -> None:
     comments.upsert_sticky(pr, ctx.bot_login, body, more_url=ctx.s.run_url)
 
 
-def optimize_pull_request(ctx: Context, pr, epochs: int | None) -> tuple[dict, str]:
+def verdict_line(report: dict) -> str:
+    return ("✅ passes the gate" if report.get("improved") else "❌ does not pass the gate") \
+        + " against the base branch's skill."
+
+
+def failed(ctx: Context, pr, label: str, exc: BaseException) -> None:
+    reason = str(exc).splitlines()[0] if isinstance(exc, ConfigError) and str(exc) else pr_gate.meaning(exc)
+    comments.upsert_sticky(pr, ctx.bot_login, render("github_comment.md.j2", kind="failed", command=label,
+                                                     reason=reason, run_url=ctx.s.run_url))
+
+
+def eval_several(ctx: Context, pr, label: str, names: list[str]) -> None:
+    """`/skillopt eval` on a config listing several skills: each skill the pull request changes is gated on its
+    own check; one that fails is reported and the others still run (the exit code is the first failure's)."""
+    items: list[dict] = []
+    failures: list[int] = []
+    for i, name in enumerate(names):
+        try:
+            report = pr_gate.gate(ctx, pr.head.sha, pr.base.sha, pr.number, command="eval", primary=i == 0,
+                                  skill_name=name)
+        except access.GitHubRefused:
+            raise  # the token or the repository refuses every skill's check alike
+        except (SkillOptError, GithubException) as exc:
+            why = str(exc).splitlines()[0] if isinstance(exc, ConfigError) and str(exc) else pr_gate.meaning(exc)
+            ctx.annotate("error", f"skill {name} failed ({why}); the other skills ran")
+            failures.append(getattr(exc, "exit_code", EXIT_INTERNAL))
+            items.append({"name": name, "headline": f"❌ could not be scored: {why}.", "r": None})
+            continue
+        items.append({"name": name, "r": report,
+                      "headline": "not gated" if report is None else verdict_line(report)})
+    passed = sum(1 for it in items if isinstance(it["r"], dict) and it["r"].get("improved"))
+    headline = f"{passed} of {len(names)} changed skills pass the gate (one `skillopt / gate (NAME)` check each)."
+    ctx.result.title = f"/skillopt eval on #{pr.number}: {passed} of {len(names)} skills pass the gate"
+    comments.upsert_sticky(pr, ctx.bot_login, render("github_comment.md.j2", kind="results", command=label,
+                                                     user=ctx.t.commenter, headline=headline, items=items, fmt=fmt,
+                                                     run_url=ctx.s.run_url), more_url=ctx.s.run_url)
+    if failures:
+        ctx.result.exit_code = failures[0]
+
+
+def optimize_pull_request(ctx: Context, pr, epochs: int | None, name: str | None = None) -> tuple[dict, str]:
     """Train from the PR's skill with the base branch's exam; push to the PR branch only when it is in this
     repository, then gate the pushed commit against the base branch's skill (the check on the new head)."""
     base = ctx.base_snapshot(pr.base.sha)
@@ -110,12 +198,13 @@ def optimize_pull_request(ctx: Context, pr, epochs: int | None) -> tuple[dict, s
     if not config.is_file():
         raise ConfigError(f"the base branch has no {ctx.s.config}",
                           fix="merge a skillopt config into the base branch first")
-    skill_path = load_config(str(config)).skill
+    skill_path = load_config(str(config), name).skill
     like = ctx.read_text(base / skill_path, f"skill file {skill_path} on the base branch")
     start = prs.skill_at(ctx.repo, skill_path, pr.head.sha, like)
     if start is None:
         raise ConfigError(f"this pull request has no {skill_path}", fix="restore the skill file in the pull request")
-    run = api.optimize(config, skill=start, epochs=epochs, out=ctx.out_dir("optimize"), log=stderr_log)
+    run = api.optimize(config, skill=start, epochs=epochs, out=ctx.out_dir(f"optimize-{name}" if name else "optimize"),
+                       log=stderr_log, skill_name=name)
     report = ctx.record(run)
     best = run.best_skill
     if not report.get("improved") or best == start:
@@ -131,8 +220,9 @@ def optimize_pull_request(ctx: Context, pr, epochs: int | None) -> tuple[dict, s
                          force=False)
     ctx.log(f"pushed the improved skill to {pr.head.ref} at {sha[:12]}")
     # a push with the workflow token starts no workflow: the gate check on the new head is posted here
-    gated = pr_gate.gate(ctx, sha, pr.base.sha, pr.number, command="optimize", primary=False)
-    verdict = "" if gated is None else f" The `skillopt / gate` check on it: {checks.conclusion_for(gated)}."
+    gated = pr_gate.gate(ctx, sha, pr.base.sha, pr.number, command="optimize", primary=False, skill_name=name)
+    verdict = ("" if gated is None else
+               f" The `{checks.check_name(name)}` check on it: {checks.conclusion_for(gated)}.")
     ctx.result.title = f"optimize on #{pr.number}: pushed {sha[:12]}"
     return report, (f"✅ an improved skill passed the gate and was pushed to `{pr.head.ref}` ({sha[:7]})."
                     + verdict)

@@ -16,7 +16,7 @@ from github.GithubException import GithubException
 
 from .. import api, fmt, redact
 from ..config import load_config
-from ..errors import EXIT_INTERNAL, ConfigError
+from ..errors import EXIT_INTERNAL, ConfigError, SkillOptError
 from ..render import render
 from ..runtime import stderr_log
 from . import access, checks
@@ -92,10 +92,22 @@ def handle(ctx: Context) -> None:
             bot_pr_pushed_by_human(ctx, ref.number, ref.head_sha, report, pusher=ref.sender)
         return
     verdicts = []
+    failed: list[int] = []
     for i, name in enumerate(names):  # one check per skill; each is gated against the base branch on its own
-        report = gate(ctx, ref.head_sha, ref.base_sha, ref.number, command=None, primary=i == 0, skill_name=name)
+        try:
+            report = gate(ctx, ref.head_sha, ref.base_sha, ref.number, command=None, primary=i == 0,
+                          skill_name=name)
+        except access.GitHubRefused:
+            raise
+        except (SkillOptError, GithubException) as exc:  # its check says why; the other skills are still gated
+            ctx.annotate("error", f"skill {name} could not be gated ({meaning(exc)}): {first_line(exc)}")
+            failed.append(getattr(exc, "exit_code", EXIT_INTERNAL))
+            verdicts.append(f"{name}: failed")
+            continue
         verdicts.append(f"{name}: {checks.conclusion_for(report) if report is not None else 'not gated'}")
     ctx.result.title = f"gated {len(names)} skills on #{ref.number} ({', '.join(verdicts)})"
+    if failed:
+        ctx.result.exit_code = failed[0]
 
 
 def skills_on_base(ctx: Context, base_sha: str) -> list[str | None]:
@@ -109,45 +121,62 @@ def skills_on_base(ctx: Context, base_sha: str) -> list[str | None]:
 def shard(ctx: Context, ref) -> None:
     """One job of a sharded gate (input `shard: i/n`): this shard's rollouts of the comparison, into a run
     directory the workflow uploads (output `shard-path`). It posts nothing and decides nothing: the job with
-    `command: merge` gates the pull request (and posts the neutral notes for forks and drafts)."""
+    `command: merge` gates the pull request (and posts the neutral notes for forks and drafts).
+
+    A config listing several skills: each skill the pull request changes gets its own run directory, named by the
+    skill, inside the one `shard-path` (each shard's manifest names its skill, so the merge job sorts them)."""
     assert ctx.s.shard is not None
     i, n = ctx.s.shard
     if ref.is_fork or (ref.draft and not ctx.s.gate_drafts):
         ctx.result.title = f"shard {i}/{n}: nothing to run"
         ctx.log("a fork's or a draft's pull request: no rollouts (the merge job posts the check's note)")
         return
-    base_skill, candidate, config = skills_of(ctx, ref.head_sha, ref.base_sha)
-    if config is None or candidate is None or candidate == base_skill:
+    names = skills_on_base(ctx, ref.base_sha)
+    out: Path | None = None
+    ran: list[str] = []
+    rollouts = 0
+    for name in names:
+        base_skill, candidate, config = skills_of(ctx, ref.head_sha, ref.base_sha, name)
+        if config is None or candidate is None or candidate == base_skill:
+            continue
+        if out is None:
+            out = ctx.out_dir(f"shard-{i}-of-{n}")
+        run = api.compare(config, base_skill=base_skill, candidate_skill=candidate, log=stderr_log, shard=(i, n),
+                          out=out / name if name else out, skill_name=name)
+        ran.append(f"{name}: {run.rollouts}" if name else str(run.rollouts))
+        rollouts += run.rollouts
+    if out is None:
         ctx.result.title = f"shard {i}/{n}: nothing to run"
-        ctx.log("no config on the base branch, or the skill file is unchanged or missing: no rollouts (the merge "
+        ctx.log("no config on the base branch, or no skill file changed (or one is missing): no rollouts (the merge "
                 "job says which on the check)")
         return
-    run = api.compare(config, base_skill=base_skill, candidate_skill=candidate, out=ctx.out_dir(f"shard-{i}-of-{n}"),
-                      log=stderr_log, shard=(i, n))
-    ctx.result.shard_path = str(run.out)
-    ctx.result.title = f"shard {i}/{n} of #{ref.number}: {run.rollouts} rollout(s)"
-    ctx.log(f"shard {i}/{n}: {run.rollouts} rollout(s) in {run.out}; the merge job gates the pull request")
+    ctx.result.shard_path = str(out)
+    ctx.result.title = f"shard {i}/{n} of #{ref.number}: {rollouts} rollout(s)"
+    ctx.log(f"shard {i}/{n}: {', '.join(ran)} rollout(s) in {out}; the merge job gates the pull request")
 
 
-def skills_of(ctx: Context, head_sha: str, base_sha: str) -> tuple[str, str | None, Path | None]:
+def skills_of(ctx: Context, head_sha: str, base_sha: str,
+              skill_name: str | None = None) -> tuple[str, str | None, Path | None]:
     """(base skill, candidate skill or None when the PR deletes it, the base's config or None when it has none)."""
     base = ctx.base_snapshot(base_sha)
     config = base / ctx.s.config
     if not config.is_file():
         return "", None, None
-    skill_path = load_config(str(config)).skill
+    skill_path = load_config(str(config), skill_name).skill
     base_skill = ctx.read_text(base / skill_path, f"skill file {skill_path} on the base branch")
-    return base_skill, prs.file_at(ctx.repo, skill_path, head_sha), config
+    return base_skill, prs.skill_at(ctx.repo, skill_path, head_sha, base_skill), config
 
 
-def merged(ctx: Context, config: Path, base_skill: str, candidate: str, out: Path) -> api.RunResult:
-    """The comparison from the shard jobs' artifacts (`command: merge`), checked to be this pull request's."""
+def merged(ctx: Context, config: Path, base_skill: str, candidate: str, out: Path,
+           skill_name: str | None = None) -> api.RunResult:
+    """The comparison from the shard jobs' artifacts (`command: merge`), checked to be this pull request's (and,
+    for one skill of several, that skill's shards among the others')."""
     where = Path(ctx.s.workspace) / ctx.s.shards
     if not where.is_dir() or not any(where.rglob("shard.json")):
         raise ConfigError(f"no shard artifacts in `{ctx.s.shards}`: the shard jobs failed or uploaded nothing (see "
                           "their logs)", None, None, "fix the failed shard job(s) and re-run all jobs; the merge job "
                           "must `needs:` them and download their artifacts into the `shards` input's directory")
-    result = api.merge([where], config, out=out, log=stderr_log)
+    result = api.merge([where], config, out=out, log=stderr_log, skill_name=skill_name)
     if (result.baseline_skill, result.best_skill) != (base_skill, candidate):
         raise ConfigError(f"the shard artifacts in {ctx.s.shards} scored other skill texts than this pull request's "
                           "base and head", None, None, "download only this workflow run's shard artifacts (the "
@@ -214,7 +243,7 @@ def gate(ctx: Context, head_sha: str, base_sha: str, number: int, command: str |
             return None
         out = ctx.out_dir("compare")
         if ctx.s.command == "merge":
-            result = merged(ctx, config, base_skill, candidate, out)
+            result = merged(ctx, config, base_skill, candidate, out, skill_name)
         else:
             result = api.compare(config, base_skill=base_skill, candidate_skill=candidate, out=out, log=stderr_log,
                                  skill_name=skill_name)
