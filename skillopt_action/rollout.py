@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .calls import DiskCache, EmptyAfterRetries, Ledger, RetryPolicy, charging_empty, content_key, with_retries
 from .errors import EmptyAnswer
-from .redact import Appender, redact, redact_obj, write_text
+from .redact import Appender, Masked, Redactor, current, redact_obj, write_text
 from .scorers import ScorerContext, score_completion
 from .targets import Target
 from .throttle import Throttle
@@ -64,12 +64,14 @@ def rollout_problem(entry: dict) -> str | None:
     return None
 
 
-def masked(completion: Completion) -> Completion:
+def masked(completion: Completion, r: Redactor | None = None) -> Completion:
     """The completion with every secret in its text, transcript, error and extras masked (workspace kept)."""
-    return Completion(text=redact(completion.text), transcript=redact_obj(completion.transcript),
-                      usage=completion.usage, error=redact(completion.error) if completion.error else completion.error,
+    r = current() if r is None else r
+    error = r.redact(completion.error) if completion.error else completion.error
+    return Completion(text=r.redact(completion.text), transcript=redact_obj(completion.transcript, r),
+                      usage=completion.usage, error=error,
                       workspace=completion.workspace, exit_code=completion.exit_code,
-                      extra=redact_obj(completion.extra))
+                      extra=redact_obj(completion.extra, r))
 
 
 class RolloutEngine:
@@ -145,6 +147,7 @@ class RolloutEngine:
     def _one(self, skill: str, task: Task, sample: int, label: str) -> Rollout:
         key, scoring = self.key(skill, task, sample), self.scoring_key(task)
         hit = self.cache.get("rollouts", key, valid=rollout_problem)
+        fresh: tuple[Masked, Masked] | None = None
         # a cached answer is reused as is; under changed scorers it is re-scored for free, unless it was scored
         # from an agent's workspace, which is gone: then the rollout runs again
         if hit is not None and (hit.get("scoring") == scoring or not hit.get("workspace")):
@@ -172,23 +175,29 @@ class RolloutEngine:
                 if self.log:
                     self.log(f"warning: {exc}; scored as a failure and not cached")
                 completion, cacheable = Completion("", error=f"empty answer ({exc})", usage=Usage()), False
-            completion = masked(completion)
+            # masked once, here, on arrival; the cache entry and the trajectory row share these masked dicts, and
+            # the writers take them as they are while the secrets are the same (redact.Masked)
+            redactor = current()
+            completion = masked(completion, redactor)
             had_workspace = completion.workspace is not None
-            score = TaskScore.from_dict(redact_obj(self._score(task, completion).to_dict()))
+            score_d = redact_obj(self._score(task, completion).to_dict(), redactor)
+            score = TaskScore.from_dict(score_d)
             self.ledger.charge("target", price_model, completion.usage)
             r = Rollout(task.id, sample, skill_hash(skill), completion, score, seconds=time.monotonic() - t0)
+            fresh = (Masked(completion.to_dict(), redactor), Masked(score_d, redactor))
             if cacheable:
-                self.cache.put("rollouts", key, {"completion": completion.to_dict(), "score": score.to_dict(),
-                                                 "scoring": scoring, "workspace": had_workspace,
-                                                 "seconds": r.seconds})
+                self.cache.put("rollouts", key, {"completion": fresh[0], "score": fresh[1], "scoring": scoring,
+                                                 "workspace": had_workspace, "seconds": r.seconds})
         model = completion.extra.get("model")
         if isinstance(model, str) and model:
             with self._write_lock:
                 self.reported_models.add(model)
-        self._record(r, label)
+        self._record(r, label, fresh)
         return r
 
-    def _record(self, r: Rollout, label: str) -> None:
+    def _record(self, r: Rollout, label: str, fresh: tuple[Masked, Masked] | None = None) -> None:
+        """Append the rollout's row; `fresh` = its completion and score as masked on arrival (a model call of this
+        run), which the row shares with the cache entry. A cached rollout is masked again on the way out."""
         if self._rows is None:
             return
         key = (label, r.task_id, r.sample)
@@ -196,7 +205,12 @@ class RolloutEngine:
             if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
                 return
             self._recorded.add(key)
-        self._rows.append_json({"phase": label, **r.to_dict(), "cached": r.cached})  # one write: whole lines
+        if fresh is None:
+            row = {"phase": label, **r.to_dict(), "cached": r.cached}
+        else:  # the keys and values of Rollout.to_dict, without copying the transcript again
+            row = {"phase": label, "task_id": r.task_id, "sample": r.sample, "skill_hash": r.skill_hash,
+                   "completion": fresh[0], "score": fresh[1], "seconds": round(r.seconds, 3), "cached": r.cached}
+        self._rows.append_json(row)  # one write: whole lines
 
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "", *,
             transcripts: bool = True) -> dict[str, list[Rollout]]:
