@@ -19,6 +19,7 @@ trajectories.jsonl holds one row per (phase, task, sample): a resumed run does n
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -91,6 +92,8 @@ class RolloutEngine:
         self.reported_models: set[str] = set()  # model identities the target reported in its answers
         self._recorded: set[tuple[str, str, int]] = set()
         self._rows = Appender(trajectories) if trajectories is not None else None
+        self._key_prefixes: dict[str, hashlib._Hash] = {}
+        self._task_cache: dict[int, tuple[Task, str, str | None]] = {}  # id(task) -> (task, digest, scoring key)
 
     def open_trajectories(self, *, resume: bool) -> int:
         """Start trajectories.jsonl afresh, or (resume) keep its rows, once each, and skip them from now on.
@@ -116,11 +119,36 @@ class RolloutEngine:
         return len(rows)
 
     def key(self, skill: str, task: Task, sample: int) -> str:
-        return content_key("rollout", self._fp, skill, task.digest(), sample)
+        """content_key("rollout", fingerprint, skill, task digest, sample), computed from a hash state kept per
+        skill (the JSON of the fingerprint and the skill is hashed once, not per rollout) and the task's digest
+        kept per task: the same bytes are hashed, so the key is the same."""
+        prefix = self._key_prefixes.get(skill)
+        if prefix is None:
+            head = json.dumps(["rollout", self._fp, skill], sort_keys=True, default=str, ensure_ascii=False)
+            prefix = hashlib.sha256(head[:-1].encode() + b", ")
+            if len(self._key_prefixes) >= 32:
+                self._key_prefixes.clear()
+            self._key_prefixes[skill] = prefix
+        h = prefix.copy()
+        h.update(f"{json.dumps(self._task_keys(task)[0])}, {json.dumps(sample)}]".encode())
+        return h.hexdigest()
+
+    def _task_keys(self, task: Task) -> tuple[str, str | None]:
+        """(task.digest(), scoring key or None when a `python` scorer's source must be read again), once per task
+        object (a task is frozen)."""
+        got = self._task_cache.get(id(task))
+        if got is None or got[0] is not task:
+            fixed = not any(spec["type"] == "python" for spec in task.scorers)
+            got = (task, task.digest(), self._scoring_key(task) if fixed else None)
+            self._task_cache[id(task)] = got
+        return got[1], got[2]
 
     def scoring_key(self, task: Task) -> str:
         """Everything that decides a score besides the answer: scorer specs, reference, thresholds, and the source
         of `python` scorer modules (so editing a scorer invalidates scores, not paid answers)."""
+        return self._task_keys(task)[1] or self._scoring_key(task)
+
+    def _scoring_key(self, task: Task) -> str:
         code = {}
         for spec in task.scorers:
             if spec["type"] == "python" and ":" in spec.get("function", ""):
