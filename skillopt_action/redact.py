@@ -16,7 +16,9 @@ Every writer of the run goes through here: `write_text`, `write_json` (temp file
 `os.replace`, so a reader or a killed run never sees half a file) and `append_json` / `append_line` (one `write`
 on an O_APPEND file; `Appender` keeps such a file open for a run's journal and trajectories). Model answers are
 masked as they arrive (calls.py, rollout.py), and logs, reports, state, cache entries, trajectories, the best skill
-and everything the GitHub layer sends are masked again on the way out. Masking is cheap where text has no secret:
+and everything the GitHub layer sends are masked again on the way out, except a value wrapped as `Masked` (a fresh
+rollout, masked on arrival), which is masked again only if the secrets changed since. Masking is cheap where text
+has no secret:
 the environment is scanned again only when it changed, a shape's pattern runs only on text holding its literal
 hint, and a long text (the skill in every rollout's prompt) is masked once per set of secrets.
 `guard_streams()` masks stdout/stderr (tracebacks included) and `add_mask_commands()` gives the runner's

@@ -10,7 +10,8 @@ with bounded concurrency; transient provider errors are retried with backoff
 (calls.with_retries); each rollout is appended to trajectories.jsonl.
 
 Answers are untrusted and may echo secrets: a completion and its score are masked (redact.py) the moment they
-arrive, before scoring, caching, reflection or any file. An empty answer from a chat target is retried like a
+arrive, before scoring, caching, reflection or any file; the cache entry and the trajectory row are written from
+those masked dicts (redact.Masked), not masked a second time. An empty answer from a chat target is retried like a
 transient error; if it stays empty the rollout is scored as a failure ("empty answer") and never cached, so a
 cached rollout is only ever a real answer. A cache entry that fails validation is a miss with one warning.
 trajectories.jsonl holds one row per (phase, task, sample): a resumed run does not repeat rows already there.
