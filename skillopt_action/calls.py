@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import threading
 import time
@@ -43,11 +44,11 @@ class DiskCache:
         self.log = log
         self.invalid = 0  # entries found damaged or of the wrong shape (each was a miss)
 
-    def _path(self, namespace: str, key: str) -> Path:
+    def _path(self, namespace: str, key: str) -> str:
         assert self.root is not None
-        return self.root / namespace / key[:2] / f"{key}.json"
+        return os.path.join(self.root, namespace, key[:2], f"{key}.json")  # a str: one per lookup, pathlib is slow
 
-    def _warn(self, path: Path, problem: str) -> None:
+    def _warn(self, path: str, problem: str) -> None:
         self.invalid += 1
         if self.log:
             self.log(f"warning: cache entry {path} {problem}; treating it as a miss (it will be overwritten)")
@@ -58,7 +59,8 @@ class DiskCache:
             return None
         p = self._path(namespace, key)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            with open(p, "rb") as f:
+                data = json.loads(f.read().decode("utf-8"))
         except FileNotFoundError:
             return None
         except UnicodeDecodeError:
@@ -255,7 +257,7 @@ class EmptyAfterRetries(ProviderError):
 
 def with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str, on_retry: Callable[[], None] | None = None,
                  log: Callable[[str], None] | None = None) -> T:
-    rng = random.Random()
+    rng: random.Random | None = None  # seeded from the OS on the first retry only: most calls never retry
     for attempt in range(policy.attempts):
         try:
             return fn()
@@ -263,6 +265,7 @@ def with_retries(fn: Callable[[], T], policy: RetryPolicy, *, what: str, on_retr
             if attempt == policy.attempts - 1:
                 error = EmptyAfterRetries if isinstance(exc, EmptyAnswer) else ProviderError
                 raise error(f"{what} failed after {policy.attempts} attempts: {exc}") from exc
+            rng = rng or random.Random()
             wait = policy.delay(attempt, exc.retry_after, rng)
             if log:
                 log(f"{what}: {exc}; retry {attempt + 1}/{policy.attempts - 1} in {wait:.1f}s")

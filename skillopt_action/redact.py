@@ -16,7 +16,9 @@ Every writer of the run goes through here: `write_text`, `write_json` (temp file
 `os.replace`, so a reader or a killed run never sees half a file) and `append_json` / `append_line` (one `write`
 on an O_APPEND file; `Appender` keeps such a file open for a run's journal and trajectories). Model answers are
 masked as they arrive (calls.py, rollout.py), and logs, reports, state, cache entries, trajectories, the best skill
-and everything the GitHub layer sends are masked again on the way out. Masking is cheap where text has no secret:
+and everything the GitHub layer sends are masked again on the way out, except a value wrapped as `Masked` (a fresh
+rollout, masked on arrival), which is masked again only if the secrets changed since. Masking is cheap where text
+has no secret:
 the environment is scanned again only when it changed, a shape's pattern runs only on text holding its literal
 hint, and a long text (the skill in every rollout's prompt) is masked once per set of secrets.
 `guard_streams()` masks stdout/stderr (tracebacks included) and `add_mask_commands()` gives the runner's
@@ -221,9 +223,10 @@ def redact(text: str) -> str:
     return current().redact(text) if isinstance(text, str) else text
 
 
-def redact_obj(obj: Any) -> Any:
-    """A copy of a JSON-like value (dicts, lists, strings) with every string redacted, keys included."""
-    r = current()
+def redact_obj(obj: Any, redactor: Redactor | None = None) -> Any:
+    """A copy of a JSON-like value (dicts, lists, strings) with every string redacted, keys included. A `Masked`
+    value inside is taken as it is when `redactor` (default: the current one) is the one that masked it."""
+    r = current() if redactor is None else redactor
 
     def walk(x: Any) -> Any:
         if isinstance(x, str):
@@ -232,9 +235,28 @@ def redact_obj(obj: Any) -> Any:
             return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [walk(v) for v in x]
+        if isinstance(x, Masked):
+            return x.value if x.redactor is r else walk(x.value)
         return x
 
     return walk(obj)
+
+
+class Masked:
+    """A JSON-like value masked once, on arrival, by `redactor`: every writer here takes it as it is while the
+    secrets are the same (the same redactor: one identity check instead of a second masking pass over a rollout's
+    transcript), and masks it again when they changed. Only this module's writers unwrap it."""
+
+    __slots__ = ("value", "redactor")
+
+    def __init__(self, value: Any, redactor: Redactor):
+        self.value, self.redactor = value, redactor
+
+
+def masked_once(obj: Any) -> Masked:
+    """`obj` masked now, marked so that the writers do not mask it a second time (see `Masked`)."""
+    r = current()
+    return Masked(redact_obj(obj, r), r)
 
 
 def find_secrets(text: str) -> list[tuple[str, str]]:
@@ -244,18 +266,36 @@ def find_secrets(text: str) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- writing files
 
 
-def _replace(path: Path, data: str, durable: bool) -> None:
+def _temp_file(path: str) -> tuple[int, str]:
+    """A new private (0600) temp file next to `path`: `.<name>.<pid>-<thread>.tmp`, unique to this writer, so a
+    cache write costs an `open` and no name search; `mkstemp` when a crashed writer left that name behind."""
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600), tmp
+    except FileExistsError:
+        return tempfile.mkstemp(dir=head or None, prefix=f".{name}.", suffix=".tmp")
+
+
+def _replace(path: Path | str, data: str, durable: bool) -> None:
+    if not isinstance(data, str):
+        raise TypeError(f"can only write text, not {type(data).__name__}")
+    raw = data.encode("utf-8")
+    path = os.fspath(path)
+    try:
+        fd, tmp = _temp_file(path)
     except FileNotFoundError:  # the directory is created the first time only (a cache writes thousands of files)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        fd, tmp = _temp_file(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(data)
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view):]
             if durable:
-                f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -265,7 +305,7 @@ def _replace(path: Path, data: str, durable: bool) -> None:
 
 def write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
     """Write text atomically (temp file + rename), secrets masked. `durable` also fsyncs the data."""
-    _replace(Path(path), redact(text), durable)
+    _replace(path, redact(text), durable)
 
 
 def write_json(path: str | Path, data: Any, *, indent: int | None = 2, durable: bool = True) -> None:
@@ -273,7 +313,7 @@ def write_json(path: str | Path, data: Any, *, indent: int | None = 2, durable: 
     # every string is masked before serialising; a second pass over the JSON text could only match across string
     # boundaries, and masking there would break the JSON
     text = json.dumps(redact_obj(data), indent=indent, ensure_ascii=False, default=str)
-    _replace(Path(path), text + ("\n" if indent is not None else ""), durable)
+    _replace(path, text + ("\n" if indent is not None else ""), durable)
 
 
 def append_json(path: str | Path, data: Any) -> None:

@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 
 import jinja2
+import jinja2.meta
 
 from . import fmt
 
@@ -34,3 +35,15 @@ def environment() -> jinja2.Environment:
 
 def render(name: str, **context) -> str:
     return environment().get_template(name).render(**context)
+
+
+@functools.lru_cache(maxsize=64)
+def context_names(name: str) -> frozenset[str] | None:
+    """The context variables template `name` reads, or None when it includes, imports or extends another template
+    (whose names are not followed): a caller may then render it once for all values of the other variables."""
+    env = environment()
+    source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+    ast = env.parse(source)
+    if any(True for _ in jinja2.meta.find_referenced_templates(ast)):
+        return None
+    return frozenset(jinja2.meta.find_undeclared_variables(ast))

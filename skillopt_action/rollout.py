@@ -10,7 +10,8 @@ with bounded concurrency; transient provider errors are retried with backoff
 (calls.with_retries); each rollout is appended to trajectories.jsonl.
 
 Answers are untrusted and may echo secrets: a completion and its score are masked (redact.py) the moment they
-arrive, before scoring, caching, reflection or any file. An empty answer from a chat target is retried like a
+arrive, before scoring, caching, reflection or any file; the cache entry and the trajectory row are written from
+those masked dicts (redact.Masked), not masked a second time. An empty answer from a chat target is retried like a
 transient error; if it stays empty the rollout is scored as a failure ("empty answer") and never cached, so a
 cached rollout is only ever a real answer. A cache entry that fails validation is a miss with one warning.
 trajectories.jsonl holds one row per (phase, skill, task, sample): a resumed run does not repeat rows already there.
@@ -19,6 +20,7 @@ trajectories.jsonl holds one row per (phase, skill, task, sample): a resumed run
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from .calls import DiskCache, EmptyAfterRetries, Ledger, RetryPolicy, charging_empty, content_key, with_retries
 from .errors import EmptyAnswer
-from .redact import Appender, redact, redact_obj, write_text
+from .redact import Appender, Masked, Redactor, current, redact_obj, write_text
 from .scorers import ScorerContext, score_completion
 from .targets import Target
 from .throttle import Throttle
@@ -64,12 +66,14 @@ def rollout_problem(entry: dict) -> str | None:
     return None
 
 
-def masked(completion: Completion) -> Completion:
+def masked(completion: Completion, r: Redactor | None = None) -> Completion:
     """The completion with every secret in its text, transcript, error and extras masked (workspace kept)."""
-    return Completion(text=redact(completion.text), transcript=redact_obj(completion.transcript),
-                      usage=completion.usage, error=redact(completion.error) if completion.error else completion.error,
+    r = current() if r is None else r
+    error = r.redact(completion.error) if completion.error else completion.error
+    return Completion(text=r.redact(completion.text), transcript=redact_obj(completion.transcript, r),
+                      usage=completion.usage, error=error,
                       workspace=completion.workspace, exit_code=completion.exit_code,
-                      extra=redact_obj(completion.extra))
+                      extra=redact_obj(completion.extra, r))
 
 
 class RolloutEngine:
@@ -89,6 +93,8 @@ class RolloutEngine:
         self.reported_models: set[str] = set()  # model identities the target reported in its answers
         self._recorded: set[tuple[str, str, str, int]] = set()
         self._rows = Appender(trajectories) if trajectories is not None else None
+        self._key_prefixes: dict[str, hashlib._Hash] = {}
+        self._task_cache: dict[int, tuple[Task, str, str | None]] = {}  # id(task) -> (task, digest, scoring key)
 
     def open_trajectories(self, *, resume: bool) -> int:
         """Start trajectories.jsonl afresh, or (resume) keep its rows, once each, and skip them from now on.
@@ -114,11 +120,36 @@ class RolloutEngine:
         return len(rows)
 
     def key(self, skill: str, task: Task, sample: int) -> str:
-        return content_key("rollout", self._fp, skill, task.digest(), sample)
+        """content_key("rollout", fingerprint, skill, task digest, sample), computed from a hash state kept per
+        skill (the JSON of the fingerprint and the skill is hashed once, not per rollout) and the task's digest
+        kept per task: the same bytes are hashed, so the key is the same."""
+        prefix = self._key_prefixes.get(skill)
+        if prefix is None:
+            head = json.dumps(["rollout", self._fp, skill], sort_keys=True, default=str, ensure_ascii=False)
+            prefix = hashlib.sha256(head[:-1].encode() + b", ")
+            if len(self._key_prefixes) >= 32:
+                self._key_prefixes.clear()
+            self._key_prefixes[skill] = prefix
+        h = prefix.copy()
+        h.update(f"{json.dumps(self._task_keys(task)[0])}, {json.dumps(sample)}]".encode())
+        return h.hexdigest()
+
+    def _task_keys(self, task: Task) -> tuple[str, str | None]:
+        """(task.digest(), scoring key or None when a `python` scorer's source must be read again), once per task
+        object (a task is frozen)."""
+        got = self._task_cache.get(id(task))
+        if got is None or got[0] is not task:
+            fixed = not any(spec["type"] == "python" for spec in task.scorers)
+            got = (task, task.digest(), self._scoring_key(task) if fixed else None)
+            self._task_cache[id(task)] = got
+        return got[1], got[2]
 
     def scoring_key(self, task: Task) -> str:
         """Everything that decides a score besides the answer: scorer specs, reference, thresholds, and the source
         of `python` scorer modules (so editing a scorer invalidates scores, not paid answers)."""
+        return self._task_keys(task)[1] or self._scoring_key(task)
+
+    def _scoring_key(self, task: Task) -> str:
         code = {}
         for spec in task.scorers:
             if spec["type"] == "python" and ":" in spec.get("function", ""):
@@ -145,6 +176,7 @@ class RolloutEngine:
     def _one(self, skill: str, task: Task, sample: int, label: str) -> Rollout:
         key, scoring = self.key(skill, task, sample), self.scoring_key(task)
         hit = self.cache.get("rollouts", key, valid=rollout_problem)
+        fresh: tuple[Masked, Masked] | None = None
         # a cached answer is reused as is; under changed scorers it is re-scored for free, unless it was scored
         # from an agent's workspace, which is gone: then the rollout runs again
         if hit is not None and (hit.get("scoring") == scoring or not hit.get("workspace")):
@@ -172,23 +204,29 @@ class RolloutEngine:
                 if self.log:
                     self.log(f"warning: {exc}; scored as a failure and not cached")
                 completion, cacheable = Completion("", error=f"empty answer ({exc})", usage=Usage()), False
-            completion = masked(completion)
+            # masked once, here, on arrival; the cache entry and the trajectory row share these masked dicts, and
+            # the writers take them as they are while the secrets are the same (redact.Masked)
+            redactor = current()
+            completion = masked(completion, redactor)
             had_workspace = completion.workspace is not None
-            score = TaskScore.from_dict(redact_obj(self._score(task, completion).to_dict()))
+            score_d = redact_obj(self._score(task, completion).to_dict(), redactor)
+            score = TaskScore.from_dict(score_d)
             self.ledger.charge("target", price_model, completion.usage)
             r = Rollout(task.id, sample, skill_hash(skill), completion, score, seconds=time.monotonic() - t0)
+            fresh = (Masked(completion.to_dict(), redactor), Masked(score_d, redactor))
             if cacheable:
-                self.cache.put("rollouts", key, {"completion": completion.to_dict(), "score": score.to_dict(),
-                                                 "scoring": scoring, "workspace": had_workspace,
-                                                 "seconds": r.seconds})
+                self.cache.put("rollouts", key, {"completion": fresh[0], "score": fresh[1], "scoring": scoring,
+                                                 "workspace": had_workspace, "seconds": r.seconds})
         model = completion.extra.get("model")
         if isinstance(model, str) and model:
             with self._write_lock:
                 self.reported_models.add(model)
-        self._record(r, label)
+        self._record(r, label, fresh)
         return r
 
-    def _record(self, r: Rollout, label: str) -> None:
+    def _record(self, r: Rollout, label: str, fresh: tuple[Masked, Masked] | None = None) -> None:
+        """Append the rollout's row; `fresh` = its completion and score as masked on arrival (a model call of this
+        run), which the row shares with the cache entry. A cached rollout is masked again on the way out."""
         if self._rows is None:
             return
         key = (label, r.skill_hash, r.task_id, r.sample)  # a gate's two skills share the phase, task and sample
@@ -196,7 +234,12 @@ class RolloutEngine:
             if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
                 return
             self._recorded.add(key)
-        self._rows.append_json({"phase": label, **r.to_dict(), "cached": r.cached})  # one write: whole lines
+        if fresh is None:
+            row = {"phase": label, **r.to_dict(), "cached": r.cached}
+        else:  # the keys and values of Rollout.to_dict, without copying the transcript again
+            row = {"phase": label, "task_id": r.task_id, "sample": r.sample, "skill_hash": r.skill_hash,
+                   "completion": fresh[0], "score": fresh[1], "seconds": round(r.seconds, 3), "cached": r.cached}
+        self._rows.append_json(row)  # one write: whole lines
 
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "", *,
             transcripts: bool = True) -> dict[str, list[Rollout]]:

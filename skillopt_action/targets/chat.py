@@ -7,7 +7,7 @@ from pathlib import Path
 from ..config import ModelSettings
 from ..package import as_prompt
 from ..providers import ChatModel, make_chat_model
-from ..render import render
+from ..render import context_names, render
 from ..text import strip_thinking
 from ..types import Completion, Task
 from .base import register_target
@@ -26,12 +26,27 @@ class ChatTarget:
         # per seed, so its empty answer is scored as a failed rollout at once (and cached like any other)
         self.retry_empty = model.settings.provider != "local"
         self._system_template = system_template
+        # the system prompt, rendered once per skill when the template does not read the task (the default one)
+        names = context_names(system_template)
+        self._per_skill = names is not None and "task" not in names
+        self._systems: dict[str, str] = {}
 
     def fingerprint(self) -> dict:
         return {"kind": "chat", "model": self.model.fingerprint(), "system_template": self._system_template}
 
+    def system_prompt(self, skill: str, task: Task) -> str:
+        if not self._per_skill:
+            return render(self._system_template, skill=as_prompt(skill), task=task)
+        system = self._systems.get(skill)
+        if system is None:
+            system = render(self._system_template, skill=as_prompt(skill), task=task)
+            if len(self._systems) >= 32:  # a run holds a few skills at a time (incumbent, candidates)
+                self._systems.clear()
+            self._systems[skill] = system
+        return system
+
     def run(self, skill: str, task: Task, sample: int) -> Completion:
-        system = render(self._system_template, skill=as_prompt(skill), task=task)
+        system = self.system_prompt(skill, task)
         reply = self.model.complete(system, task.messages(), seed=sample)
         transcript = [{"role": "system", "content": system}, *task.messages(),
                       {"role": "assistant", "content": reply.text}]
