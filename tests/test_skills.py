@@ -380,3 +380,18 @@ def test_sharded_gate_merges_each_skills_shards_into_its_own_check_as_the_unshar
     loud = checks["skillopt / gate (loud)"]
     assert loud["conclusion"] == "failure" and "no shard of the skill 'loud'" in loud["output"]["summary"]
     assert "skill loud could not be gated (invalid config or tasks)" in world.summary()
+
+
+def test_eval_on_the_default_branch_scores_each_skill_and_a_failing_one_does_not_stop_the_others(world):
+    two_skill_repo(world, broken=True)
+    code = world.run(world.env("workflow_dispatch", gp.dispatch_payload(REPO, {}), command="eval"))
+    assert code == 2, world.summary()  # the broken skill's invalid tasks, after the others were scored
+    summary = world.summary()
+    assert "evaluated 2 of 3 skills on the default branch; failed: broken" in summary
+    assert "skill broken failed (invalid config or tasks)" in summary
+    assert not world.fake.pulls_of(REPO) and not [w for w in world.writes() if "/check-runs" in w["path"]]
+    reports = {p.parent.name.split("-")[1]: json.loads(p.read_text())
+               for p in world.tmp.rglob("eval-*/report.json")}
+    assert sorted(reports) == ["loud", "shout"]
+    assert all(set(r["scores"]) == {"train", "val", "test"} for r in reports.values())
+    assert world.outputs()["baseline-score"], "the outputs show the first skill's scores"

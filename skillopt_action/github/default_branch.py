@@ -48,9 +48,29 @@ DRY = {"created": "would-create", "updated": "would-update", "closed": "would-cl
 
 
 def evaluate(ctx: Context) -> None:
+    """Score the skill on every split; a config listing several skills scores each (a run directory each; the
+    outputs show the first). A skill that fails is reported and the others still run."""
     config = ctx.workspace / ctx.s.config
-    ctx.record(api.evaluate(config, splits=("train", "val", "test"), out=ctx.out_dir("eval"), log=stderr_log))
-    ctx.result.title = "evaluated the skill on the default branch"
+    names = api.skills(config)
+    if names == [""]:
+        ctx.record(api.evaluate(config, splits=("train", "val", "test"), out=ctx.out_dir("eval"), log=stderr_log))
+        ctx.result.title = "evaluated the skill on the default branch"
+        return
+    failed: list[tuple[str, int]] = []
+    for name in names:
+        ctx.log(f"skill {name}:")
+        try:
+            run = api.evaluate(config, splits=("train", "val", "test"), out=ctx.out_dir(f"eval-{name}"),
+                               log=stderr_log, skill_name=name)
+        except SkillOptError as exc:
+            ctx.annotate("error", f"skill {name} failed ({pr_gate.meaning(exc)}): {exc}; the other skills ran")
+            failed.append((name, getattr(exc, "exit_code", EXIT_INTERNAL)))
+            continue
+        ctx.record(run, primary=ctx.result.report is None)
+    ctx.result.title = (f"evaluated {len(names) - len(failed)} of {len(names)} skills on the default branch"
+                        + (f"; failed: {', '.join(n for n, _ in failed)}" if failed else ""))
+    if failed:
+        ctx.result.exit_code = failed[0][1]
 
 
 def stop_if_refused(ctx: Context) -> None:
