@@ -231,15 +231,17 @@ def test_keep_workspaces_keeps_them(tmp_path):
 
 def test_parallel_rollouts_get_distinct_workspaces_that_share_no_files(tmp_path):
     fx = make_fixture(tmp_path)
-    # each rollout appends to the same fixture file and lists what it sees; sharing would show up
-    t = [task("APPEND README.md :: touched\nSLEEP 0.3\nWRITE mine.txt :: x", fx,
+    # each rollout appends to the same fixture file and lists what it sees; sharing would show up. Each also notes
+    # its start in a log outside the workspaces, and its score checks that another rollout had started before it
+    # finished: run one after another, the first rollout would see only its own start (no wall-clock bound)
+    starts = tmp_path / "starts.log"
+    t = [task(f"APPEND {starts} :: start\nAPPEND README.md :: touched\nSLEEP 1\nWRITE mine.txt :: x", fx,
               [{"type": "file_contains", "path": "README.md", "value": "touched"},
-               {"type": "workspace_command", "run": "test $(grep -c touched README.md) = 1 && test $(ls | wc -l) = 5"}],
+               {"type": "workspace_command", "run": "test $(grep -c touched README.md) = 1 && test $(ls | wc -l) = 5"},
+               {"type": "workspace_command", "run": f"test $(grep -c start {starts}) -ge 2"}],
               tid=f"t{i}") for i in range(6)]
     eng = engine(fake_target(tmp_path), tmp_path, concurrency=6, keep_workspaces=True)
-    t0 = time.monotonic()
     out = eng.run(SKILL, t, samples=1)
-    assert time.monotonic() - t0 < 0.3 * 6  # they really ran side by side
     wss = {r.completion.workspace for rs in out.values() for r in rs}
     assert len(wss) == 6
     assert all(r.score.score == 1.0 for rs in out.values() for r in rs), [r.score.feedback() for rs in out.values()
