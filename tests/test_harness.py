@@ -215,9 +215,8 @@ def test_a_hang_does_not_stop_the_run_and_workspaces_are_removed(tmp_path):
     assert len(lines) == 4 and all("workspace" not in x["completion"] for x in lines)
     # cached on the second run: same fingerprint, skill and task digest -> no agent runs at all
     again = engine(fake_target(tmp_path, timeout=1), tmp_path, concurrency=2)
-    t0 = time.monotonic()
     out2 = again.run(SKILL, [hang, ok], samples=2)
-    assert time.monotonic() - t0 < 1 and all(r.cached for rs in out2.values() for r in rs)
+    assert all(r.cached for rs in out2.values() for r in rs)
     assert [r.score.score for r in out2["works"]] == [1.0, 1.0]
 
 
