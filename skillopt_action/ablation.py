@@ -7,7 +7,10 @@ a bootstrap interval over tasks and a verdict:
 
 - earned            removing it makes the skill significantly worse (sequential test, `gate.alpha`);
 - likely helps      removing it costs something, but not significantly: kept (it passed its own gate);
-- carried           removing it costs nothing measurable (marginal gain <= 0): "carried, not earned";
+- unclear           no gain measured, but the interval of its contribution does not rule one out (a noisy
+                    comparison that stopped early): kept, since it passed its own gate;
+- carried           removing it costs nothing, and the 90 % interval of its contribution rules out a gain above
+                    `gate.min_delta`: "carried, not earned";
 - entangled         the other edits do not apply without it (they anchor on its text): kept.
 
 With `loop.ablation: prune` (the default) carried edits are removed greedily, smallest contribution first, and
@@ -58,8 +61,10 @@ def ablate(rt: Runtime, baseline: str, edits: list[Edit], round_no: int) -> tupl
             verdict = "earned"
         elif result.delta > 1e-9:
             verdict = "likely helps"
-        else:
+        elif hi <= rt.cfg.gate.min_delta + 1e-9:
             verdict = "carried"
+        else:  # "not better" on samples too few to tell: absence of evidence is not evidence of absence
+            verdict = "unclear"
         row.update(verdict=verdict, delta=round(result.delta, 4), ci_low=round(lo, 4), ci_high=round(hi, 4),
                    p_value=result.p_value, rollouts=spent, reason=result.reason)
         rows.append(row)

@@ -12,6 +12,7 @@ from helpers import SKILL as SKILL_TEXT
 from model_server import ModelServer, Text
 
 from skillopt_action import api
+from skillopt_action.ablation import run_ablation
 from skillopt_action.errors import ConfigError
 from skillopt_action.evidence import EvidenceMemory
 from skillopt_action.types import Edit
@@ -147,6 +148,28 @@ def test_ablation_removes_a_redundant_edit_that_carries_nothing(tmp_path):
     assert any("carried, not earned" in e["why"] for e in result.report.rejected_edits)
     md = result.report.to_markdown()
     assert "Does each edit earn its place?" in md and "carried, not earned — **removed**" in md
+
+
+def test_ablation_keeps_an_edit_whose_contribution_it_cannot_rule_out(tmp_path):
+    """Leaving the edit out wins one val task and loses another: no gain is measured, but none is ruled out either,
+    so the edit (which passed its own gate) stays. Before, "no measured gain" alone removed it as carried, which in
+    the search bench pruned real +10 rules after an unlucky first round."""
+    mixed = "- Give only the city for Egypt."
+
+    def responder(req):
+        country = re.search(r"capital of (\w+)", req.last_user_text).group(1)
+        if mixed in req.system:
+            return Text({"Egypt": "Cairo", "Chile": "No idea."}.get(country, f"The capital is {CAPITAL[country]}."))
+        return Text("Santiago" if country == "Chile" else f"The capital is {CAPITAL[country]}.")
+
+    with ModelServer(responder=responder) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url)
+        rt = api._runtime(cfg, tmp_path / "out", None, "optimize", None, False, False)
+        edit = Edit(op="add", anchor="## Answering", content=mixed)
+        result = run_ablation(rt, SKILL_TEXT, [edit], prune=True)
+    (row,) = result["edits"]
+    assert row["delta"] == 0.0 and row["ci_low"] < 0 < row["ci_high"]
+    assert row["verdict"] == "unclear" and not result["removed"] and mixed in result["skill"]
 
 
 def test_transfer_check_fails_for_a_second_model_the_skill_hurts_and_passes_one_it_does_not(tmp_path):
