@@ -40,7 +40,7 @@ from skillopt_action.config import Config, load_config
 from skillopt_action.evaluation import sequential_settings
 from skillopt_action.gate import GateSettings, compare
 from skillopt_action.search import planned_decisions
-from skillopt_action.sequential import SequentialTest
+from skillopt_action.sequential import SequentialResult, SequentialTest
 
 FIXED_MODES = ("strict", "paired")
 MODES = (*FIXED_MODES, "sequential")
@@ -148,7 +148,7 @@ class SequentialGate:
             return result.accepted
         return result.delta > 0 and result.verdict != "harmful"
 
-    def _test(self, incumbent: Side, candidate: Side, seed: int, alpha: float):
+    def _test(self, incumbent: Side, candidate: Side, seed: int, alpha: float) -> SequentialResult:
         settings = sequential_settings(self.rt, alpha, seed=seed)  # type: ignore[arg-type]
         test = SequentialTest([task_key(t) for t in range(incumbent.n_tasks)], settings)
         sides = {"incumbent": incumbent, "candidate": candidate}

@@ -56,8 +56,7 @@ class EvidenceMemory:
         if row is None:
             return None
         verdict = record_verdict(row)
-        if (max_rounds is not None and verdict in RESUMABLE and row.get("skill_hash") == skill_hash
-                and int(row.get("rounds") or 0) >= max_rounds):
+        if max_rounds is not None and self.rounds_done(edit, skill_hash) >= max_rounds:
             return f"its test against this skill already used all {max_rounds} rounds ({_effect(row)})"
         if verdict == "legacy":
             return "previously rejected by the gate"

@@ -163,10 +163,10 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     if cfg.loop.description.train:
         check_training(rt, baseline)
     if sequential:
-        spent = (f"split over at most {n_decisions} decision(s) ({decision_alpha:.2g} each)"
+        where = (f"split over at most {n_decisions} decision(s) ({decision_alpha:.2g} each)"
                  if cfg.gate.control == "decisions" else
                  "at each decision and at the final confirmation against the starting skill, which must pass")
-        log(f"gate sequential: run alpha {cfg.gate.alpha:g} {spent}, rounds of {list(cfg.gate.schedule)} sample(s) "
+        log(f"gate sequential: run alpha {cfg.gate.alpha:g} {where}, rounds of {list(cfg.gate.schedule)} sample(s) "
             "per task")
     if not resume:
         checkpoint()  # from the first call on, a killed run can be resumed

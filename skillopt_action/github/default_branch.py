@@ -63,12 +63,22 @@ def evaluate(ctx: Context) -> None:
             run = api.evaluate(config, splits=("train", "val", "test"), out=ctx.out_dir(f"eval-{name}"),
                                log=stderr_log, skill_name=name)
         except SkillOptError as exc:
-            ctx.annotate("error", f"skill {name} failed ({pr_gate.meaning(exc)}): {exc}; the other skills ran")
-            failed.append((name, getattr(exc, "exit_code", EXIT_INTERNAL)))
+            failed.append(skill_failed(ctx, name, exc))
             continue
         ctx.record(run, primary=ctx.result.report is None)
-    ctx.result.title = (f"evaluated {len(names) - len(failed)} of {len(names)} skills on the default branch"
-                        + (f"; failed: {', '.join(n for n, _ in failed)}" if failed else ""))
+    several_done(ctx, f"evaluated {len(names) - len(failed)} of {len(names)} skills on the default branch", failed)
+
+
+def skill_failed(ctx: Context, name: str, exc: Exception) -> tuple[str, int]:
+    """Report one skill's failure of a several-skill run (an error annotation); returns (name, exit code)."""
+    message = str(exc) if isinstance(exc, SkillOptError) else pr_gate.first_line(exc)
+    ctx.annotate("error", f"skill {name} failed ({pr_gate.meaning(exc)}): {message}; the other skills ran")
+    return name, getattr(exc, "exit_code", EXIT_INTERNAL)
+
+
+def several_done(ctx: Context, title: str, failed: list[tuple[str, int]]) -> None:
+    """The title and exit code of a several-skill run: the first failure's code, the others still ran."""
+    ctx.result.title = title + (f"; failed: {', '.join(n for n, _ in failed)}" if failed else "")
     if failed:
         ctx.result.exit_code = failed[0][1]
 
@@ -133,18 +143,12 @@ def optimize(ctx: Context) -> None:
         except access.GitHubRefused:
             raise  # the repository or the token refuses every skill's pull request alike: stop here
         except (SkillOptError, GithubException) as exc:
-            code = getattr(exc, "exit_code", EXIT_INTERNAL)
-            message = str(exc) if isinstance(exc, SkillOptError) else pr_gate.first_line(exc)
-            ctx.annotate("error", f"skill {name} failed ({pr_gate.meaning(exc)}): {message}; the other skills ran")
-            failed.append((name, code))
+            failed.append(skill_failed(ctx, name, exc))
             outcomes.append(f"{name}: failed")
     # outputs: the first skill's pull request; `pr-operation` is `name:operation` for each skill
     ctx.result.pr_number, ctx.result.pr_url = first_pr
     ctx.result.pr_operation = ",".join(o.replace(": ", ":") for o in outcomes)
-    ctx.result.title = (f"{len(names) - len(failed)} of {len(names)} skills ran"
-                        + (f"; failed: {', '.join(n for n, _ in failed)}" if failed else ""))
-    if failed:
-        ctx.result.exit_code = failed[0][1]
+    several_done(ctx, f"{len(names) - len(failed)} of {len(names)} skills ran", failed)
 
 
 def optimize_skill(ctx: Context, name: str | None, *, primary: bool) -> None:
