@@ -202,7 +202,12 @@ CONFIG_SCHEMA: dict = {
                 "resamples": {"type": "integer", "minimum": 100},
                 "schedule": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
                              "maxItems": 6,
-                             "description": "sequential: samples per task and skill after each round, e.g. [1, 3, 6]."},
+                             "description": "sequential: samples per task and skill after each round, e.g. "
+                                            "[1, 3, 6, 10]."},
+                "effect": {"type": ["number", "null"], "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                           "description": "sequential: the smallest mean gain worth finding; an early look stops "
+                                          "for futility once the data rule it out (null: stop as soon as the "
+                                          "candidate is not ahead)."},
                 "decisions": {"type": "integer", "minimum": 1,
                               "description": "sequential: val decisions per step (screened candidates tested)."},
                 "task_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,

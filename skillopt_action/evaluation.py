@@ -9,7 +9,7 @@ from .package import diff as package_diff
 from .report import Report, build_report
 from .rollout import RolloutEngine, mean_scores, split_mean
 from .runtime import Runtime
-from .sequential import SequentialResult, SequentialSettings, SequentialTest
+from .sequential import EARLY_SPEND, FREEZE, SequentialResult, SequentialSettings, SequentialTest
 from .types import Rollout, Task
 
 
@@ -128,11 +128,11 @@ def sequential_settings(rt: Runtime, alpha: float, seed: int) -> SequentialSetti
     schedule = tuple(g.schedule)
     if len(schedule) == 1:
         spend: tuple[float, ...] = (1.0,)
-    else:  # a quarter of the alpha at the first look, the rest shared by the later ones, the last weighing most
-        later = [float(i + 1) for i in range(len(schedule) - 1)]
-        spend = (0.25, *[0.75 * w / sum(later) for w in later])
+    else:  # a fifth of the alpha shared by the early looks (they stop large gains early), the rest at the last
+        spend = (*[EARLY_SPEND / (len(schedule) - 1)] * (len(schedule) - 1), 1.0 - EARLY_SPEND)
     return SequentialSettings(alpha=alpha, schedule=schedule, spend=spend, min_delta=g.min_delta,
-                              task_alpha=g.task_alpha, no_regression=g.no_regression, seed=g.seed * 7919 + seed)
+                              task_alpha=g.task_alpha, no_regression=g.no_regression, seed=g.seed * 7919 + seed,
+                              effect=g.effect, freeze=min(FREEZE, schedule[-1]))
 
 
 def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: SequentialSettings, label: str, *,

@@ -7,10 +7,13 @@ indices of the same tasks.
 
 Rounds
 ------
-Round r brings the tasks it samples to `schedule[r]` samples per skill (default 1, 3, 6). Round 1 samples every
-val task once. Later rounds sample only the tasks whose pooled outcomes (both skills together) still vary: a task
-where every sample of both skills scored the same tells nothing new. That choice looks at the pooled values
-only, never at which skill produced them, so it does not bias the test.
+Round r brings the tasks it samples to `schedule[r]` samples per skill (default 1, 3, 6, 10). Round 1 samples
+every val task once. Later rounds sample every task until it has `freeze` samples per skill (3 in the loop), and
+after that only the tasks whose pooled outcomes (both skills together) still vary: a task where every one of six
+or more samples of both skills scored the same is (nearly) deterministic and tells little. Freezing a task after a
+single pair of samples would lose most of the evidence where success rates are low (at p = 0.15 two failures in
+a row are the common case, also on tasks an edit helps). The choice looks at the pooled values only, never at
+which skill produced them, so it does not bias the test.
 
 The test
 --------
@@ -29,8 +32,13 @@ reach `min_delta`.
 Stopping
 --------
 - efficacy: the one-sided p-value at round r is at most `alpha * spend[r]` (the looks share the decision's
-  alpha, a Bonferroni split, so the false-accept rate of the decision is at most `alpha` whatever the data);
-- futility: the candidate is not ahead (mean gain <= 0), or the last round is done;
+  alpha, a Bonferroni split, so the false-accept rate of the decision is at most `alpha` whatever the data; the
+  loop gives the early looks a fifth of it together and the last look the rest, where most of the power is);
+- futility: with `effect` (the smallest gain worth finding, 0.1 in the loop), an early look stops once the data
+  rule that gain out: the mean gain plus `futility_z` standard errors is below it (each task's variance bounded
+  by m(1 - m) of its pooled mean m, shrunk towards 1/2). Without `effect`, a look stops as soon as the candidate
+  is not ahead, which is cheaper but throws away about a third of the power on a +10-point edit (a true gain
+  is behind after one sample per task one time in eight). The last round always ends the decision;
 - a candidate whose gain is significantly negative (`harm_alpha`) is reported as harmful.
 
 A decision can be resumed (`rounds_done`): re-proposing an inconclusive edit against the same incumbent
@@ -48,6 +56,8 @@ from math import comb, gcd
 from .gate import sign_flip_p
 
 SIDES = ("incumbent", "candidate")
+EARLY_SPEND = 0.2  # the share of a decision's alpha the looks before the last one spend together
+FREEZE = 3  # samples per skill after which a task whose pooled outcomes are all equal gets no more
 QUANTUM = 4  # non-binary scores are rounded to quarters for the test
 TOL = 1e-9
 
@@ -55,14 +65,19 @@ TOL = 1e-9
 @dataclass(frozen=True)
 class SequentialSettings:
     alpha: float = 0.01  # false-accept probability of this decision (all its looks together)
-    schedule: tuple[int, ...] = (1, 3, 6)  # samples per task and skill after each round
-    spend: tuple[float, ...] = (0.25, 0.25, 0.5)  # share of alpha spent at each look (sums to <= 1)
+    schedule: tuple[int, ...] = (1, 3, 6, 10)  # samples per task and skill after each round
+    spend: tuple[float, ...] = (0.2 / 3, 0.2 / 3, 0.2 / 3, 0.8)  # share of alpha spent at each look (sums to <= 1)
     min_delta: float = 0.0  # minimum mean gain per task (absolute)
     task_alpha: float = 0.25  # the per-task gains must pass a sign-flip test at this level
     harm_alpha: float = 0.05  # below this one-sided p for a loss, the candidate is called harmful
     no_regression: bool = False  # reject a candidate that makes any single task significantly worse
     regression_alpha: float = 0.05  # per-task level of "significantly worse" for no_regression
     seed: int = 0  # for the sign-flip test's Monte Carlo path (more than 16 non-zero tasks)
+    # futility: None stops as soon as the candidate is not ahead; a number is the smallest gain worth finding,
+    # and an early look stops only once the data rule that gain out (upper bound below it at `futility_z`)
+    effect: float | None = None
+    futility_z: float = 1.5
+    freeze: int = 1  # a task whose pooled outcomes are all equal after this many samples per skill gets no more
 
     def __post_init__(self) -> None:
         if not self.schedule or list(self.schedule) != sorted(set(self.schedule)) or self.schedule[0] < 1:
@@ -73,6 +88,10 @@ class SequentialSettings:
             raise ValueError(f"gate spend shares must be >= 0 and sum to at most 1, got {list(self.spend)}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"gate alpha must be in (0, 1), got {self.alpha}")
+        if self.effect is not None and not 0 < self.effect < 1:
+            raise ValueError(f"gate effect must be in (0, 1), got {self.effect}")
+        if self.freeze < 1:
+            raise ValueError(f"gate freeze must be >= 1 sample, got {self.freeze}")
 
 
 @dataclass
@@ -186,11 +205,24 @@ class SequentialTest:
             return self._decide(False, "harmful", "harm", st, spent,
                                 f"rejected at round {r + 1}: harmful, {st['delta']:+.3f} mean change over {n} tasks "
                                 f"({st['losses']} worse, {st['wins']} better), p(worse)={fmt_p(st['p_harm'])}")
-        if st["delta"] <= TOL:
+        if s.effect is not None and not last:
+            upper = st["delta"] + s.futility_z * st["se"]
+            if upper < s.effect - TOL:
+                verdict = "not_better" if st["delta"] <= TOL else "inconclusive"
+                return self._decide(False, verdict, "futility", st, spent,
+                                    f"rejected at round {r + 1}: a gain of {s.effect:.3f} is ruled out, "
+                                    f"{st['delta']:+.3f} mean change over {n} tasks ({st['wins']} better, "
+                                    f"{st['losses']} worse; upper bound {upper:+.3f})")
+        elif st["delta"] <= TOL:
             return self._decide(False, "not_better", "futility", st, spent,
                                 f"rejected at round {r + 1}: not better, {st['delta']:+.3f} mean change over {n} "
                                 f"tasks ({st['wins']} better, {st['losses']} worse)")
-        if last or not any(self._varies(t) for t in self.tasks):
+        final = last or not any(self._varies(t) for t in self.tasks)
+        if final and st["delta"] <= TOL:
+            return self._decide(False, "not_better", "futility", st, spent,
+                                f"rejected after round {r + 1}: not better, {st['delta']:+.3f} mean change over "
+                                f"{n} tasks ({st['wins']} better, {st['losses']} worse)")
+        if final:
             why = []
             if st["p"] > alpha_r:
                 why.append(f"p={fmt_p(st['p'])} > {fmt_p(alpha_r)}")
@@ -207,6 +239,9 @@ class SequentialTest:
     # ---- internals
 
     def _varies(self, task: str) -> bool:
+        """Whether a task gets more samples: its pooled outcomes vary, or it has fewer than `freeze` per skill."""
+        if min(len(self.scores[side][task]) for side in SIDES) < self.settings.freeze:
+            return True
         pooled = {quantise(v) for side in SIDES for v in self.scores[side][task].values()}
         return len(pooled) > 1
 
@@ -239,12 +274,17 @@ class SequentialTest:
     def _stats(self) -> dict:
         per_task, deltas, inc_means, cand_means, strata = [], [], [], [], []
         samples = 0
+        var = 0.0
         for t in self.tasks:
             inc, cand = self._sides(t)
             if not inc or not cand:
                 raise ValueError(f"task {t!r} has no sample of both skills; add them before looking")
             samples += len(inc) + len(cand)
             mi, mc = sum(inc) / len(inc), sum(cand) / len(cand)
+            # the variance of a score with this pooled mean is at most m(1 - m); shrunk towards 1/2 (Jeffreys) so
+            # that a task seen a few times with equal outcomes still counts as uncertain
+            m = (sum(inc) + sum(cand) + 0.5) / (len(inc) + len(cand) + 1)
+            var += m * (1 - m) * (1 / len(inc) + 1 / len(cand))
             inc_means.append(mi)
             cand_means.append(mc)
             deltas.append(mc - mi)
@@ -259,7 +299,8 @@ class SequentialTest:
         return {"delta": sum(deltas) / len(deltas), "inc_mean": sum(inc_means) / len(inc_means),
                 "cand_mean": sum(cand_means) / len(cand_means), "p": p, "p_harm": p_harm,
                 "task_p": sign_flip_p(deltas, seed=self.settings.seed), "wins": wins, "losses": losses,
-                "ties": len(deltas) - wins - losses, "per_task": per_task, "samples": samples}
+                "ties": len(deltas) - wins - losses, "per_task": per_task, "samples": samples,
+                "se": var ** 0.5 / len(deltas)}
 
 
 def fmt_p(p: float) -> str:

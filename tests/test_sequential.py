@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from skillopt_action.sequential import SequentialSettings, SequentialTest, stratified_p
+from skillopt_action.sequential import EARLY_SPEND, FREEZE, SequentialSettings, SequentialTest, stratified_p
 
 
 def brute_force(strata):
@@ -154,7 +154,7 @@ def test_a_resumed_decision_reuses_its_samples_and_only_the_looks_it_has_left():
     assert drawn2 == 40  # index 0 came from the cache; indices 1-2 of both skills on the 10 varying tasks are new
     # the look already taken is not counted again: only round 2's share of alpha was spent
     assert again.alpha_spent == pytest.approx(settings.alpha * settings.spend[1])
-    done, drawn3 = decide(3)
+    done, drawn3 = decide(len(settings.schedule))
     assert done.verdict == "inconclusive" and drawn3 == 0 and "every look" in done.reason
 
 
@@ -175,3 +175,68 @@ def test_no_regression_rejects_a_mean_improving_edit_that_breaks_one_task():
     strict, _ = run(ps, pc, SequentialSettings(alpha=0.01, no_regression=True), seed=6)
     assert not strict.accepted and strict.verdict == "regression" and strict.boundary == "no_regression"
     assert "t006" in strict.reason and "significantly worse" in strict.reason
+
+
+def loop_settings(**kw):
+    """What the loop runs with (evaluation.sequential_settings at the config's defaults)."""
+    schedule = (1, 3, 6, 10)
+    spend = (*[EARLY_SPEND / 3] * 3, 1 - EARLY_SPEND)
+    return SequentialSettings(**{"alpha": 0.05, "schedule": schedule, "spend": spend, "effect": 0.1,
+                                 "freeze": FREEZE, **kw})
+
+
+def test_with_an_effect_a_real_gain_behind_after_one_sample_is_not_dropped():
+    # the first sample of every task: the candidate happens to be one task behind; from sample 2 on it wins
+    # on half the tasks (a +0.5 gain there, +0.25 on the mean)
+    def score(side, task, idx):
+        t = int(task[1:])
+        if idx == 0:
+            return float(side == "incumbent" and t == 0)
+        return float(side == "candidate" and t % 2 == 0 and idx % 2 == 1)
+
+    def decide(settings):
+        test = SequentialTest([f"t{i:03d}" for i in range(40)], settings)
+        while test.result is None:
+            for side, task, idx in test.next_requests():
+                test.add(side, task, idx, score(side, task, idx))
+            test.look()
+        return test.result
+
+    old = decide(loop_settings(effect=None))
+    assert old.verdict == "not_better" and old.rounds == 1  # "not ahead" stops it at once
+    new = decide(loop_settings())
+    assert new.accepted and new.rounds > 1
+
+
+def test_with_an_effect_a_clearly_worse_edit_still_stops_after_one_round():
+    ps = [0.5] * 40
+    pc = [0.5] * 20 + [0.0] * 20
+    result, drawn = run(ps, pc, loop_settings(harm_alpha=1e-9), seed=4)
+    assert result.boundary == "futility" and result.rounds == 1 and drawn == 80
+    assert "ruled out" in result.reason
+
+
+def test_a_task_is_frozen_only_after_freeze_samples_of_equal_outcomes():
+    test = SequentialTest(["a", "b"], loop_settings(effect=None, alpha=0.01, task_alpha=1.0))
+    for side in ("incumbent", "candidate"):
+        test.add(side, "a", 0, 0.0)
+        test.add(side, "b", 0, 0.0)
+    test.add("candidate", "b", 0, 1.0)
+    test.look()  # round 1: b is ahead
+    asked = {(t, i) for _, t, i in test.next_requests()}
+    assert {("a", 1), ("a", 2), ("b", 1), ("b", 2)} <= asked  # two equal failures do not freeze task a yet
+    for side, t, i in test.next_requests():
+        test.add(side, t, i, 1.0 if (t, side) == ("b", "candidate") else 0.0)
+    test.look()
+    assert test.result is None
+    assert {t for _, t, _ in test.next_requests()} == {"b"}  # a: six equal outcomes, frozen; b still varies
+
+
+def test_loop_settings_find_a_ten_point_rule_at_forty_tasks_most_of_the_time():
+    # seed skill 0.15 on every task; the rule lifts half of them to 0.35 (+10 points on the mean)
+    ps = [0.15] * 40
+    pc = [0.35 if i % 2 == 0 else 0.15 for i in range(40)]
+    kept = sum(run(ps, pc, loop_settings(), seed=trial)[0].accepted for trial in range(60))
+    old = sum(run(ps, pc, loop_settings(effect=None, schedule=(1, 3, 6), spend=(0.25, 0.25, 0.5), freeze=1),
+                  seed=trial)[0].accepted for trial in range(60))
+    assert kept >= 0.75 * 60 and kept > old + 10
