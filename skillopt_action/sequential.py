@@ -76,7 +76,7 @@ class SequentialSettings:
     # futility: None stops as soon as the candidate is not ahead; a number is the smallest gain worth finding,
     # and an early look stops only once the data rule that gain out (upper bound below it at `futility_z`)
     effect: float | None = None
-    futility_z: float = 1.5
+    futility_z: float = 2.0
     freeze: int = 1  # a task whose pooled outcomes are all equal after this many samples per skill gets no more
 
     def __post_init__(self) -> None:
