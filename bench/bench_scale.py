@@ -95,9 +95,9 @@ def write_project(root: Path, url: str, n_tasks: int, samples: int, concurrency:
     return path
 
 
-def cpu() -> float:
+def cpu_split() -> tuple[float, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
 
 
 def worker_skillopt(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
@@ -106,17 +106,18 @@ def worker_skillopt(url: str, n_tasks: int, samples: int, concurrency: int) -> d
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = write_project(Path(tmp), url, n_tasks, samples, concurrency)
-        c0, t0 = cpu(), time.perf_counter()
+        t0 = time.perf_counter()
         cfg = api.load_config(cfg_path)
         tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
         assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
         load_s = time.perf_counter() - t0
-        c0, t0 = cpu(), time.perf_counter()  # what `skillopt eval` does: load, split, run, report
+        (u0, s0), t0 = cpu_split(), time.perf_counter()  # what `skillopt eval` does: load, split, run, report
         result = api.evaluate(cfg_path, out=Path(tmp) / "run")
-        wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+        wall, (u1, s1) = time.perf_counter() - t0, cpu_split()
         val = result.report.scores["val"]
         rows = sum(1 for _ in open(Path(tmp) / "run" / "trajectories.jsonl", encoding="utf-8"))
-    return {"wall": wall, "cpu": cpu_s, "load": load_s, "score": val["best"], "rollouts": rows}
+    return {"wall": wall, "cpu": u1 - u0 + s1 - s0, "user": u1 - u0, "sys": s1 - s0, "load": load_s,
+            "score": val["best"], "rollouts": rows}
 
 
 def worker_bare(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
@@ -135,10 +136,11 @@ def worker_bare(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
                       {"role": "user", "content": f"Please repeat the token w{i:05d}"}])
         return 1.0 if (resp.choices[0].message.content or "").strip() == f"w{i:05d}" else 0.0
 
-    c0, t0 = cpu(), time.perf_counter()
+    (u0, s0), t0 = cpu_split(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         scores = list(pool.map(one, jobs))
-    return {"wall": time.perf_counter() - t0, "cpu": cpu() - c0, "load": 0.0,
+    wall, (u1, s1) = time.perf_counter() - t0, cpu_split()
+    return {"wall": wall, "cpu": u1 - u0 + s1 - s0, "user": u1 - u0, "sys": s1 - s0, "load": 0.0,
             "score": sum(scores) / len(scores), "rollouts": len(scores)}
 
 
@@ -163,13 +165,26 @@ def run_worker(kind: str, server: Loopback, n_tasks: int, samples: int, concurre
 def worker_main(a: argparse.Namespace) -> None:
     fn = worker_skillopt if a.worker == "skillopt" else worker_bare
     __import__("skillopt_action.api" if a.worker == "skillopt" else "openai")  # imports are not the workload
-    if a.profile:
-        import cProfile
-        prof = cProfile.Profile()  # profiles the main thread: use --concurrency 1 to see every rollout's cost
-        prof.enable()
+    if a.profile:  # cProfile on every thread: one profiler per thread (a profiler follows one call stack), merged;
+        import cProfile  # timed by the thread's CPU clock, so a thread waiting for the GIL or a lock costs nothing
+        import pstats
+        import threading
+
+        profs = [cProfile.Profile(time.thread_time)]
+
+        def start(*_: object) -> None:  # the first event of a new thread switches it to its own profiler
+            profs.append(cProfile.Profile(time.thread_time))
+            profs[-1].enable()
+
+        threading.setprofile(start)
+        profs[0].enable()
         res = fn(a.url, a.tasks, a.samples, a.concurrency)
-        prof.disable()
-        prof.dump_stats(a.profile)
+        profs[0].disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+        merged = pstats.Stats(profs[0])
+        for prof in profs[1:]:
+            merged.add(prof)
+        merged.dump_stats(a.profile)
     else:
         res = fn(a.url, a.tasks, a.samples, a.concurrency)
     res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

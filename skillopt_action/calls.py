@@ -7,9 +7,9 @@
 - `with_retries` retries errors.TransientError with exponential backoff and full jitter, honouring the
   server's Retry-After; anything else propagates. An empty answer (errors.EmptyAnswer) is retried the same
   way; when it stays empty, `EmptyAfterRetries` tells the caller to score it as a failure, not to cache it.
-- `DiskCache` is content-addressed: the key is a SHA-256 of everything that determines the answer, so an
-  identical call is never paid twice, also across runs. Entries are written atomically with their secrets
-  masked; an entry that fails validation (torn, or valid JSON of the wrong shape) is a miss with one warning.
+- `DiskCache` (cache.py) is content-addressed: the key (`content_key`) is a SHA-256 of everything that determines
+  the answer, so an identical call is never paid twice, also across runs. Entries are appended to a pack per
+  process with their secrets masked; an entry that fails validation is a miss with one warning.
 - `ManagedModel` wraps a ChatModel with all three for one role.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import threading
 import time
@@ -26,60 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .cache import DiskCache
 from .errors import BudgetExceeded, EmptyAnswer, ProviderError, TransientError
-from .redact import Appender, redact, write_json
+from .redact import Appender, redact
 from .types import Reply, Usage
 
 T = TypeVar("T")
 Log = Callable[[str], None]
+__all__ = ["DiskCache", "Ledger", "ManagedModel", "RetryPolicy", "content_key", "with_retries"]
 
 
 def content_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
-
-
-class DiskCache:
-    def __init__(self, root: Path | None, log: Log | None = None):
-        self.root = Path(root) if root else None
-        self.log = log
-        self.invalid = 0  # entries found damaged or of the wrong shape (each was a miss)
-
-    def _path(self, namespace: str, key: str) -> str:
-        assert self.root is not None
-        return os.path.join(self.root, namespace, key[:2], f"{key}.json")  # a str: one per lookup, pathlib is slow
-
-    def _warn(self, path: str, problem: str) -> None:
-        self.invalid += 1
-        if self.log:
-            self.log(f"warning: cache entry {path} {problem}; treating it as a miss (it will be overwritten)")
-
-    def get(self, namespace: str, key: str, valid: Callable[[Any], str | None] | None = None) -> dict | None:
-        """The entry, or None on a miss. `valid(entry)` returns what is wrong with an entry, or None."""
-        if self.root is None:
-            return None
-        p = self._path(namespace, key)
-        try:
-            with open(p, "rb") as f:
-                data = json.loads(f.read().decode("utf-8"))
-        except FileNotFoundError:
-            return None
-        except UnicodeDecodeError:
-            self._warn(p, "is not UTF-8 text")
-            return None
-        except json.JSONDecodeError as exc:  # e.g. a torn write by an older version
-            self._warn(p, f"is not valid JSON ({exc.msg})")
-            return None
-        problem = "is not a JSON object" if not isinstance(data, dict) else (valid(data) if valid else None)
-        if problem:
-            self._warn(p, problem)
-            return None
-        return data
-
-    def put(self, namespace: str, key: str, value: dict) -> None:
-        """Write an entry atomically (temp file + rename), secrets masked."""
-        if self.root is None:
-            return
-        write_json(self._path(namespace, key), value, indent=None, durable=False)
 
 
 def reply_problem(entry: dict) -> str | None:

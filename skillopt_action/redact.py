@@ -316,9 +316,15 @@ def write_json(path: str | Path, data: Any, *, indent: int | None = 2, durable: 
     _replace(path, text + ("\n" if indent is not None else ""), durable)
 
 
+def json_line(data: Any) -> str:
+    """`data` as compact one-line JSON, every string's secrets masked (a `Masked` value taken as it is while the
+    secrets are the same): what the appending writers here and the cache packs (cache.py) write."""
+    return json.dumps(redact_obj(data), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def append_json(path: str | Path, data: Any) -> None:
     """Append one JSON line (every string's secrets masked) with a single write: a killed run leaves whole lines."""
-    _append(path, json.dumps(redact_obj(data), ensure_ascii=False, separators=(",", ":"), default=str))
+    _append(path, json_line(data))
 
 
 def append_line(path: str | Path, line: str) -> None:
@@ -346,7 +352,7 @@ class Appender:
         self._lock = threading.Lock()
 
     def append_json(self, data: Any) -> None:
-        self._write(json.dumps(redact_obj(data), ensure_ascii=False, separators=(",", ":"), default=str))
+        self._write(json_line(data))
 
     def append_line(self, line: str) -> None:
         self._write(redact(line))

@@ -138,7 +138,7 @@ def test_a_secret_that_appears_after_the_answer_arrived_is_still_masked_in_every
         monkeypatch.setattr(eng.cache, "put", put_after_the_secret_is_known)
         r = eng.run("# S\n", [Task("t1", "What is the capital of France?")])["t1"][0]
     assert late in r.completion.text, "unknown when the answer arrived"
-    files = [tmp_path / "traj.jsonl", *(tmp_path / "cache").rglob("*.json")]
+    files = [tmp_path / "traj.jsonl", *(tmp_path / "cache").rglob("pack-*.jsonl")]
     assert len(files) == 2
     for f in files:
         text = f.read_text()
