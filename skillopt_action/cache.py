@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .redact import json_line
+from .redact import Masked, json_line
 
 Log = Callable[[str], None]
 PACK_PREFIX, PACK_SUFFIX = "pack-", ".jsonl"
@@ -274,8 +274,9 @@ class DiskCache:
             return None
         return data
 
-    def put(self, namespace: str, key: str, value: dict) -> None:
-        """Append an entry (one line, one write), secrets masked; it supersedes any earlier entry of its key."""
+    def put(self, namespace: str, key: str, value: dict | Masked) -> None:
+        """Append an entry (one line, one write), secrets masked (a `Masked` entry as it is while the secrets are
+        the same); it supersedes any earlier entry of its key."""
         if self._root is None:
             return
         if not key or " " in key or "\n" in key:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from .cache import DiskCache
 from .errors import BudgetExceeded, EmptyAnswer, ProviderError, TransientError
-from .redact import Appender, redact
+from .redact import Appender, masked_json_head, redact
 from .types import Reply, Usage
 
 T = TypeVar("T")
@@ -80,6 +80,7 @@ class Ledger:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._appender = Appender(self.journal) if self.journal is not None else None
+        self._heads: dict = {}  # masked line heads by event and role (redact.masked_json_head)
 
     def _role(self, role: str) -> RoleSpend:
         return self.roles.setdefault(role, RoleSpend())
@@ -88,7 +89,15 @@ class Ledger:
         """Journal one event: one `write` on the open journal, outside the ledger's lock (32 rollouts must not queue
         behind each other's disk writes). A call's line is written before its request is sent; the order of lines
         of different threads does not matter, replay adds them up."""
-        if self._appender is not None:
+        if self._appender is None:
+            return
+        # the same line as append_json(event), its head (event and role) masked once, not per line
+        if event["e"] != "charge":
+            self._appender.append_masked(masked_json_head(event, self._heads) + "}")
+        elif type(event["in"]) is int and type(event["out"]) is int and type(event["usd"]) in (float, type(None)):
+            head = masked_json_head({"e": "charge", "r": event["r"]}, self._heads)
+            self._appender.append_masked(f'{head},"in":{event["in"]},"out":{event["out"]},"usd":{json.dumps(event["usd"])}}}')
+        else:
             self._appender.append_json(event)
 
     def open_journal(self, path: Path, *, resume: bool) -> tuple[int, int]:

@@ -214,9 +214,10 @@ class RolloutEngine:
             self.ledger.charge("target", price_model, completion.usage)
             r = Rollout(task.id, sample, skill_hash(skill), completion, score, seconds=time.monotonic() - t0)
             fresh = (Masked(completion.to_dict(), redactor), Masked(score_d, redactor))
-            if cacheable:
-                self.cache.put("rollouts", key, {"completion": fresh[0], "score": fresh[1], "scoring": scoring,
-                                                 "workspace": had_workspace, "seconds": r.seconds})
+            if cacheable:  # masked as a whole (our own keys, a hex scoring key): one encoding, no second walk
+                self.cache.put("rollouts", key, Masked({"completion": fresh[0].value, "score": score_d,
+                                                        "scoring": redactor.redact(scoring),
+                                                        "workspace": had_workspace, "seconds": r.seconds}, redactor))
         model = completion.extra.get("model")
         if isinstance(model, str) and model:
             with self._write_lock:
@@ -234,11 +235,14 @@ class RolloutEngine:
             if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
                 return
             self._recorded.add(key)
+        row: dict | Masked
         if fresh is None:
             row = {"phase": label, **r.to_dict(), "cached": r.cached}
-        else:  # the keys and values of Rollout.to_dict, without copying the transcript again
-            row = {"phase": label, "task_id": r.task_id, "sample": r.sample, "skill_hash": r.skill_hash,
-                   "completion": fresh[0], "score": fresh[1], "seconds": round(r.seconds, 3), "cached": r.cached}
+        else:  # the keys and values of Rollout.to_dict, without copying the transcript again, masked as a whole
+            red = fresh[0].redactor
+            row = Masked({"phase": red.redact(label), "task_id": red.redact(r.task_id), "sample": r.sample,
+                          "skill_hash": red.redact(r.skill_hash), "completion": fresh[0].value,
+                          "score": fresh[1].value, "seconds": round(r.seconds, 3), "cached": r.cached}, red)
         self._rows.append_json(row)  # one write: whole lines
 
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "", *,
