@@ -10,8 +10,8 @@ that workload's own:
 1. Latency-bound: N tasks x 3 samples with 200 ms latency at concurrency 1 / 4 / 16 / 32: wall time over the
    ideal N*S*L/c, for `api.evaluate` (what `skillopt eval` runs) and for a bare `openai.OpenAI` client sending
    the same requests from a ThreadPoolExecutor. Both sides' request counts (from the server) are reported.
-2. CPU seconds and peak RSS per 1,000 rollouts (the concurrency-32 runs; CPU counts only the workload, not the
-   interpreter start and imports).
+2. CPU seconds (user + system) and peak RSS per 1,000 rollouts (the concurrency-32 runs; CPU counts only the
+   workload, not the interpreter start and imports; both sides build their SDK client inside the workload).
 3. Scale: 1,000 / 3,000 / 10,000 tasks loaded (JSONL), split, evaluated at concurrency 32 against a 5 ms server
    and reported: time and peak RSS, which must grow linearly.
 """
@@ -123,6 +123,7 @@ def worker_skillopt(url: str, n_tasks: int, samples: int, concurrency: int) -> d
 def worker_bare(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
     import openai
 
+    (u0, s0), t0 = cpu_split(), time.perf_counter()  # the client is part of the workload (`skillopt eval` builds one)
     client = openai.OpenAI(api_key="bench", base_url=url, timeout=30, max_retries=0)
     system = ("You are an assistant that follows the skill below when it applies to the user's request.\n\n"
               f"## Skill\n\n{SKILL}")
@@ -136,7 +137,6 @@ def worker_bare(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
                       {"role": "user", "content": f"Please repeat the token w{i:05d}"}])
         return 1.0 if (resp.choices[0].message.content or "").strip() == f"w{i:05d}" else 0.0
 
-    (u0, s0), t0 = cpu_split(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         scores = list(pool.map(one, jobs))
     wall, (u1, s1) = time.perf_counter() - t0, cpu_split()
