@@ -145,13 +145,15 @@ def worker_bare(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
 
 
 def run_worker(kind: str, server: Loopback, n_tasks: int, samples: int, concurrency: int,
-               profile: Path | None = None) -> dict:
+               profile: Path | None = None, sdk_split: bool = False) -> dict:
     """One measurement in a fresh process; adds the server's request count and the process's peak RSS."""
     server.stats(reset=True)
     argv = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", server.url,
             "--tasks", str(n_tasks), "--samples", str(samples), "--concurrency", str(concurrency)]
     if profile is not None:
         argv += ["--profile", str(profile)]
+    if sdk_split:
+        argv += ["--sdk-split"]
     # BENCH_CODE=DIR measures another checkout's skillopt_action (e.g. the commit before a change) with this bench
     env = {**os.environ, "BENCH_KEY": "bench", "PYTHONPATH": os.environ.get("BENCH_CODE", str(ROOT))}
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
@@ -165,6 +167,22 @@ def run_worker(kind: str, server: Loopback, n_tasks: int, samples: int, concurre
 def worker_main(a: argparse.Namespace) -> None:
     fn = worker_skillopt if a.worker == "skillopt" else worker_bare
     __import__("skillopt_action.api" if a.worker == "skillopt" else "openai")  # imports are not the workload
+    sdk = [0.0]
+    if a.sdk_split:  # the thread CPU spent inside the SDK's chat call (the rest is the caller's own)
+        import threading
+
+        from openai.resources.chat.completions import Completions
+        create, lock = Completions.create, threading.Lock()
+
+        def timed(self: Completions, *args: object, **kw: object) -> object:
+            t = time.thread_time()
+            try:
+                return create(self, *args, **kw)  # type: ignore[arg-type]
+            finally:
+                with lock:
+                    sdk[0] += time.thread_time() - t
+
+        Completions.create = timed  # type: ignore[assignment,method-assign]
     if a.profile:  # cProfile on every thread: one profiler per thread (a profiler follows one call stack), merged;
         import cProfile  # timed by the thread's CPU clock, so a thread waiting for the GIL or a lock costs nothing
         import pstats
@@ -188,6 +206,8 @@ def worker_main(a: argparse.Namespace) -> None:
     else:
         res = fn(a.url, a.tasks, a.samples, a.concurrency)
     res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if a.sdk_split:
+        res["sdk_cpu"] = sdk[0]
     print(json.dumps(res))
 
 
@@ -266,6 +286,7 @@ if __name__ == "__main__":
     p.add_argument("--samples", type=int, help=argparse.SUPPRESS)
     p.add_argument("--concurrency", type=int, help=argparse.SUPPRESS)
     p.add_argument("--profile", help=argparse.SUPPRESS)
+    p.add_argument("--sdk-split", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker_main(args)

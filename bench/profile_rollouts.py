@@ -2,6 +2,7 @@
 
     python bench/profile_rollouts.py ab [--rounds 5] [--latency 0.005]   # CPU per 1,000 rollouts, interleaved
     python bench/profile_rollouts.py profile [--latency 0.005]           # cProfile of every thread, both clients
+    python bench/profile_rollouts.py split [--rounds 5]                  # CPU inside the SDK call vs outside it
 
 Both modes run bench/bench_scale.py's workers (a fresh process per measurement, 200 tasks x 3 samples at
 concurrency 32 by default) against bench/loopback_server.py in its own process.
@@ -9,6 +10,9 @@ concurrency 32 by default) against bench/loopback_server.py in its own process.
 - `ab` alternates skillopt / bare workers for `--rounds` rounds and prints user and system CPU seconds per 1,000
   rollouts (medians). Set `BENCH_CODE=<checkout>` and pass `--other` to add a third worker per round running that
   checkout's skillopt_action (e.g. main before a change): CPU per rollout is robust to other load on the machine.
+- `split` times, with each thread's CPU clock, the SDK's `chat.completions.create` inside both workers: the CPU
+  outside that call is the caller's own (our engine, or the bare client's thread pool). The SDK's part is the same
+  in both, so the difference of the outside parts is our overhead per rollout, with far less noise than the totals.
 - `profile` runs each worker under cProfile on **every** thread (one profile per thread, merged; bench_scale's
   `--profile`), then prints the own time per rollout by area (our modules, the SDK and httpx, json, the
   interpreter's thread pool, system calls) and the top functions by own time. cProfile inflates Python-heavy code
@@ -106,6 +110,24 @@ def cmd_profile(a: argparse.Namespace) -> None:
             print(f"  {us:7.1f}  {f}")
 
 
+def cmd_split(a: argparse.Namespace) -> None:
+    got: dict[str, list[tuple[float, float, float]]] = {"skillopt": [], "bare": []}
+    with Loopback(a.latency) as server:
+        for rnd in range(a.rounds):
+            for kind in got:
+                m = run_worker(kind, server, a.tasks, a.samples, a.concurrency, sdk_split=True)
+                n = m["rollouts"]
+                got[kind].append((m["cpu"] / n * 1e6, m["sdk_cpu"] / n * 1e6, (m["cpu"] - m["sdk_cpu"]) / n * 1e6))
+            print(f"  round {rnd + 1}: " + ", ".join(f"{k} outside the SDK {v[-1][2]:.0f} µs" for k, v in got.items()),
+                  file=sys.stderr, flush=True)
+    print(f"CPU µs per rollout, inside and outside the SDK's chat call: {a.tasks} x {a.samples} rollouts, "
+          f"concurrency {a.concurrency}, {a.latency * 1000:g} ms server, medians of {a.rounds} interleaved rounds\n")
+    print("| worker | total | inside the SDK call | outside (the caller's own) |\n|---|---:|---:|---:|")
+    for kind, label in (("skillopt", "skillopt eval"), ("bare", "bare client")):
+        cols = [statistics.median(x[i] for x in got[kind]) for i in range(3)]
+        print(f"| {label} | " + " | ".join(f"{c:.0f}" for c in cols) + " |")
+
+
 def cmd_ab(a: argparse.Namespace) -> None:
     kinds = ["skillopt", "bare"] + (["other"] if a.other else [])
     got: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
@@ -138,7 +160,7 @@ def cmd_ab(a: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("mode", choices=("ab", "profile"))
+    p.add_argument("mode", choices=("ab", "split", "profile"))
     p.add_argument("--tasks", type=int, default=200)
     p.add_argument("--samples", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=32)
@@ -148,4 +170,4 @@ if __name__ == "__main__":
     p.add_argument("--top", type=int, default=25, help="profile: functions listed per client")
     p.add_argument("--keep", help="profile: copy the merged .pstats files to this directory")
     args = p.parse_args()
-    cmd_ab(args) if args.mode == "ab" else cmd_profile(args)
+    {"ab": cmd_ab, "split": cmd_split, "profile": cmd_profile}[args.mode](args)
