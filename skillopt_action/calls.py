@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import threading
 import time
@@ -94,9 +95,11 @@ class Ledger:
         # the same line as append_json(event), its head (event and role) masked once, not per line
         if event["e"] != "charge":
             self._appender.append_masked(masked_json_head(event, self._heads) + "}")
-        elif type(event["in"]) is int and type(event["out"]) is int and type(event["usd"]) in (float, type(None)):
+        elif type(event["in"]) is int and type(event["out"]) is int and (
+                event["usd"] is None or type(event["usd"]) is float and math.isfinite(event["usd"])):
             head = masked_json_head({"e": "charge", "r": event["r"]}, self._heads)
-            self._appender.append_masked(f'{head},"in":{event["in"]},"out":{event["out"]},"usd":{json.dumps(event["usd"])}}}')
+            usd = "null" if event["usd"] is None else repr(event["usd"])  # JSON writes a finite float as its repr
+            self._appender.append_masked(f'{head},"in":{event["in"]},"out":{event["out"]},"usd":{usd}}}')
         else:
             self._appender.append_json(event)
 
