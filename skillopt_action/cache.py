@@ -245,7 +245,7 @@ class DiskCache:
             if loc is None:
                 return None
         n, offset, length = loc
-        where = f"{key} in {space.packs[n]}"
+        where = f"{key[:16]} in {space.packs[n]}"  # the key's start names it well enough, and keeps the line short
         if length < 0:
             self._warn(where, "is torn (its write was cut short)")
             return None

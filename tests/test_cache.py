@@ -3,6 +3,7 @@ torn and damaged lines as misses with one warning, several processes on one cach
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def key(i: int) -> str:
-    return f"{i:064x}"
+    return hashlib.sha256(str(i).encode()).hexdigest()  # as calls.content_key makes them
 
 
 def entry(i: int) -> dict:
@@ -39,12 +40,12 @@ def test_entries_are_lines_of_one_pack_and_read_back_by_a_new_cache(tmp_path):
     assert c.get("calls", key(3)) == entry(3), "an entry is read back at once"
     (pack,) = packs(tmp_path)
     lines = pack.read_text(encoding="utf-8").splitlines()
-    assert [ln.split(" ", 1)[0] for ln in lines] == [key(i) for i in range(5)]
+    assert [ln.split(" ", 1)[0] for ln in lines] == [key(i) for i in range(5)], "in the order written"
     assert oct(pack.stat().st_mode & 0o777) == "0o600"
     again = DiskCache(tmp_path)
     assert [again.get("calls", key(i)) for i in range(5)] == [entry(i) for i in range(5)]
     assert again.get("calls", key(9)) is None and again.get("rollouts", key(1)) is None
-    assert again.keys("calls") == [key(i) for i in range(5)]
+    assert again.keys("calls") == sorted(key(i) for i in range(5))
 
 
 def test_a_key_written_again_is_superseded_by_its_last_line_also_across_processes(tmp_path):
@@ -65,10 +66,10 @@ def test_an_existing_one_file_per_entry_cache_stays_hits(tmp_path):
         path = tmp_path / "calls" / key(i)[:2] / f"{key(i)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(entry(i), indent=2 if i else None), encoding="utf-8")
-    (tmp_path / "calls" / "00" / f".{key(0)}.json.123-4.tmp").write_text("{")  # a crashed writer's temp file
+    (tmp_path / "calls" / key(0)[:2] / f".{key(0)}.json.123-4.tmp").write_text("{")  # a crashed writer's temp file
     c = DiskCache(tmp_path)
     assert [c.get("calls", key(i)) for i in range(3)] == [entry(i) for i in range(3)]
-    assert c.keys("calls") == [key(i) for i in range(3)]
+    assert c.keys("calls") == sorted(key(i) for i in range(3))
     c.put("calls", key(1), entry(7))  # a re-score supersedes the old file without touching it
     assert DiskCache(tmp_path).get("calls", key(1)) == entry(7)
     assert json.loads((tmp_path / "calls" / key(1)[:2] / f"{key(1)}.json").read_text()) == entry(1)
@@ -105,19 +106,19 @@ def test_damaged_lines_are_misses_with_one_warning_each(tmp_path):
     warnings: list[str] = []
     d = DiskCache(tmp_path, log=warnings.append)
     assert [d.get("calls", key(i)) for i in range(4)] == [None, None, None, entry(3)]
-    assert [w.split(" in ")[0] for w in warnings] == [f"warning: cache entry {key(i)}" for i in range(3)]
+    assert [w.split(" in ")[0] for w in warnings] == [f"warning: cache entry {key(i)[:16]}" for i in range(3)]
     assert "not valid JSON" in warnings[0] and "not UTF-8" in warnings[1] and "not a JSON object" in warnings[2]
 
 
 def test_two_processes_appending_to_one_cache_lose_no_entry(tmp_path):
     script = (
-        "import sys\n"
+        "import hashlib, sys\n"
         "from skillopt_action.cache import DiskCache\n"
         "c = DiskCache(sys.argv[1])\n"
         "print('ready', flush=True)\n"
         "sys.stdin.readline()\n"
         "for i in range(400):\n"
-        "    c.put('rollouts', f'{i:064x}', {'i': i, 'pad': 'x' * (i % 5000)})\n"
+        "    c.put('rollouts', hashlib.sha256(str(i).encode()).hexdigest(), {'i': i, 'pad': 'x' * (i % 5000)})\n"
     )
     p = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -129,7 +130,7 @@ def test_two_processes_appending_to_one_cache_lose_no_entry(tmp_path):
         mine.put("rollouts", key(i), {"i": i, "pad": "x" * (i % 5000)})
     assert p.wait(120) == 0
     c = DiskCache(tmp_path)
-    assert c.keys("rollouts") == [key(i) for i in range(800)]
+    assert c.keys("rollouts") == sorted(key(i) for i in range(800))
     assert all(c.get("rollouts", key(i)) == {"i": i, "pad": "x" * (i % 5000)} for i in range(800))
     assert len(packs(tmp_path, "rollouts")) == 2, "one pack per process: their lines never mix"
 
