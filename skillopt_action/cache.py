@@ -155,14 +155,17 @@ class _Space:
         fd = self.fds.get(n)
         if fd is not None:
             return os.pread(fd, length, offset)
-        fd = os.open(self.packs[n], os.O_RDONLY)
-        if len(self.fds) < _READ_FDS:
-            self.fds[n] = fd
-            return os.pread(fd, length, offset)
-        try:
-            return os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
+        with self.lock:  # the first read of an earlier pack opens it, once
+            fd = self.fds.get(n)
+            if fd is None:
+                fd = os.open(self.packs[n], os.O_RDONLY)
+                if len(self.fds) >= _READ_FDS:
+                    try:
+                        return os.pread(fd, length, offset)
+                    finally:
+                        os.close(fd)
+                self.fds[n] = fd
+        return os.pread(fd, length, offset)
 
     # ------------------------------------------------------------------ writing
 
@@ -176,9 +179,6 @@ class _Space:
                 fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
                 self.packs.append(path)
                 self.own, self.own_end, self.scanned[path] = len(self.packs) - 1, 0, 0
-                old = self.fds.pop(self.own, None)
-                if old is not None:
-                    os.close(old)
                 self.fds[self.own] = fd
             fd, offset = self.fds[self.own], self.own_end
             try:

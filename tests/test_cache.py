@@ -180,3 +180,13 @@ def test_entries_are_masked_and_a_bad_key_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError):
         c.put("calls", "two words", {"text": "x"})
     assert DiskCache(None).get("calls", key(1)) is None and DiskCache(None).keys("calls") == []
+
+
+def test_a_cache_of_many_packs_reads_every_entry_with_a_bounded_number_of_open_files(tmp_path):
+    for i in range(cache_mod._READ_FDS + 6):  # one pack per earlier run
+        DiskCache(tmp_path).put("rollouts", key(i), {"i": i})
+    c = DiskCache(tmp_path)
+    for _ in range(2):
+        assert [c.get("rollouts", key(i)) for i in range(cache_mod._READ_FDS + 6)] == [
+            {"i": i} for i in range(cache_mod._READ_FDS + 6)]
+    assert len(c._by_ns["rollouts"].fds) == cache_mod._READ_FDS
