@@ -10,8 +10,8 @@ that workload's own:
 1. Latency-bound: N tasks x 3 samples with 200 ms latency at concurrency 1 / 4 / 16 / 32: wall time over the
    ideal N*S*L/c, for `api.evaluate` (what `skillopt eval` runs) and for a bare `openai.OpenAI` client sending
    the same requests from a ThreadPoolExecutor. Both sides' request counts (from the server) are reported.
-2. CPU seconds and peak RSS per 1,000 rollouts (the concurrency-32 runs; CPU counts only the workload, not the
-   interpreter start and imports).
+2. CPU seconds (user + system) and peak RSS per 1,000 rollouts (the concurrency-32 runs; CPU counts only the
+   workload, not the interpreter start and imports; both sides build their SDK client inside the workload).
 3. Scale: 1,000 / 3,000 / 10,000 tasks loaded (JSONL), split, evaluated at concurrency 32 against a 5 ms server
    and reported: time and peak RSS, which must grow linearly.
 """
@@ -95,9 +95,9 @@ def write_project(root: Path, url: str, n_tasks: int, samples: int, concurrency:
     return path
 
 
-def cpu() -> float:
+def cpu_split() -> tuple[float, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
 
 
 def worker_skillopt(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
@@ -106,22 +106,24 @@ def worker_skillopt(url: str, n_tasks: int, samples: int, concurrency: int) -> d
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = write_project(Path(tmp), url, n_tasks, samples, concurrency)
-        c0, t0 = cpu(), time.perf_counter()
+        t0 = time.perf_counter()
         cfg = api.load_config(cfg_path)
         tasks = load_tasks(cfg.tasks, cfg.root, str(cfg.path), cfg.line_of("tasks"))
         assign_splits(tasks, cfg.split_ratios, cfg.split_seed)
         load_s = time.perf_counter() - t0
-        c0, t0 = cpu(), time.perf_counter()  # what `skillopt eval` does: load, split, run, report
+        (u0, s0), t0 = cpu_split(), time.perf_counter()  # what `skillopt eval` does: load, split, run, report
         result = api.evaluate(cfg_path, out=Path(tmp) / "run")
-        wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+        wall, (u1, s1) = time.perf_counter() - t0, cpu_split()
         val = result.report.scores["val"]
         rows = sum(1 for _ in open(Path(tmp) / "run" / "trajectories.jsonl", encoding="utf-8"))
-    return {"wall": wall, "cpu": cpu_s, "load": load_s, "score": val["best"], "rollouts": rows}
+    return {"wall": wall, "cpu": u1 - u0 + s1 - s0, "user": u1 - u0, "sys": s1 - s0, "load": load_s,
+            "score": val["best"], "rollouts": rows}
 
 
 def worker_bare(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
     import openai
 
+    (u0, s0), t0 = cpu_split(), time.perf_counter()  # the client is part of the workload (`skillopt eval` builds one)
     client = openai.OpenAI(api_key="bench", base_url=url, timeout=30, max_retries=0)
     system = ("You are an assistant that follows the skill below when it applies to the user's request.\n\n"
               f"## Skill\n\n{SKILL}")
@@ -135,21 +137,23 @@ def worker_bare(url: str, n_tasks: int, samples: int, concurrency: int) -> dict:
                       {"role": "user", "content": f"Please repeat the token w{i:05d}"}])
         return 1.0 if (resp.choices[0].message.content or "").strip() == f"w{i:05d}" else 0.0
 
-    c0, t0 = cpu(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         scores = list(pool.map(one, jobs))
-    return {"wall": time.perf_counter() - t0, "cpu": cpu() - c0, "load": 0.0,
+    wall, (u1, s1) = time.perf_counter() - t0, cpu_split()
+    return {"wall": wall, "cpu": u1 - u0 + s1 - s0, "user": u1 - u0, "sys": s1 - s0, "load": 0.0,
             "score": sum(scores) / len(scores), "rollouts": len(scores)}
 
 
 def run_worker(kind: str, server: Loopback, n_tasks: int, samples: int, concurrency: int,
-               profile: Path | None = None) -> dict:
+               profile: Path | None = None, sdk_split: bool = False) -> dict:
     """One measurement in a fresh process; adds the server's request count and the process's peak RSS."""
     server.stats(reset=True)
     argv = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", server.url,
             "--tasks", str(n_tasks), "--samples", str(samples), "--concurrency", str(concurrency)]
     if profile is not None:
         argv += ["--profile", str(profile)]
+    if sdk_split:
+        argv += ["--sdk-split"]
     # BENCH_CODE=DIR measures another checkout's skillopt_action (e.g. the commit before a change) with this bench
     env = {**os.environ, "BENCH_KEY": "bench", "PYTHONPATH": os.environ.get("BENCH_CODE", str(ROOT))}
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
@@ -163,16 +167,47 @@ def run_worker(kind: str, server: Loopback, n_tasks: int, samples: int, concurre
 def worker_main(a: argparse.Namespace) -> None:
     fn = worker_skillopt if a.worker == "skillopt" else worker_bare
     __import__("skillopt_action.api" if a.worker == "skillopt" else "openai")  # imports are not the workload
-    if a.profile:
-        import cProfile
-        prof = cProfile.Profile()  # profiles the main thread: use --concurrency 1 to see every rollout's cost
-        prof.enable()
+    sdk = [0.0]
+    if a.sdk_split:  # the thread CPU spent inside the SDK's chat call (the rest is the caller's own)
+        import threading
+
+        from openai.resources.chat.completions import Completions
+        create, lock = Completions.create, threading.Lock()
+
+        def timed(self: Completions, *args: object, **kw: object) -> object:
+            t = time.thread_time()
+            try:
+                return create(self, *args, **kw)  # type: ignore[arg-type]
+            finally:
+                with lock:
+                    sdk[0] += time.thread_time() - t
+
+        Completions.create = timed  # type: ignore[assignment,method-assign]
+    if a.profile:  # cProfile on every thread: one profiler per thread (a profiler follows one call stack), merged;
+        import cProfile  # timed by the thread's CPU clock, so a thread waiting for the GIL or a lock costs nothing
+        import pstats
+        import threading
+
+        profs = [cProfile.Profile(time.thread_time)]
+
+        def start(*_: object) -> None:  # the first event of a new thread switches it to its own profiler
+            profs.append(cProfile.Profile(time.thread_time))
+            profs[-1].enable()
+
+        threading.setprofile(start)
+        profs[0].enable()
         res = fn(a.url, a.tasks, a.samples, a.concurrency)
-        prof.disable()
-        prof.dump_stats(a.profile)
+        profs[0].disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+        merged = pstats.Stats(profs[0])
+        for prof in profs[1:]:
+            merged.add(prof)
+        merged.dump_stats(a.profile)
     else:
         res = fn(a.url, a.tasks, a.samples, a.concurrency)
     res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if a.sdk_split:
+        res["sdk_cpu"] = sdk[0]
     print(json.dumps(res))
 
 
@@ -251,6 +286,7 @@ if __name__ == "__main__":
     p.add_argument("--samples", type=int, help=argparse.SUPPRESS)
     p.add_argument("--concurrency", type=int, help=argparse.SUPPRESS)
     p.add_argument("--profile", help=argparse.SUPPRESS)
+    p.add_argument("--sdk-split", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker_main(args)

@@ -364,15 +364,17 @@ def malformed(tmp: Path) -> list[str]:
         fresh = tmp / "c"
         cfg = write_project(fresh, base_url=s.openai_base_url)
         assert cli("eval", "--config", str(cfg), "--out", str(fresh / "e"), "--split", "all")[0] == 0
-        entries = sorted((fresh / ".skillopt/cache/rollouts").rglob("*.json"))
-        sample = json.loads(entries[0].read_text())
+        (pack,) = (fresh / ".skillopt/cache/rollouts").glob("pack-*.jsonl")  # one line per entry: `KEY JSON`
+        lines = pack.read_bytes().splitlines()
+        sample = json.loads(lines[0].split(b" ", 1)[1])
         damage = {"cache entry truncated": '{"completion": {"te', "cache entry `{}`": "{}", "cache entry `[]`": "[]",
                   "cache entry with a string score": json.dumps({**sample, "score": "high"}),
                   "cache entry holding an empty answer": json.dumps({**sample, "completion": {**sample["completion"],
                                                                                             "text": ""}}),
                   "cache entry not UTF-8": "\udcff\udcfe"}
-        for (label, text), entry in zip(damage.items(), entries, strict=False):
-            entry.write_bytes(text.encode("utf-8", "surrogateescape"))
+        for i, (label, text) in enumerate(damage.items()):  # each run pays the damaged one again, in a new pack
+            lines[i] = lines[i].split(b" ", 1)[0] + b" " + text.encode("utf-8", "surrogateescape")
+            pack.write_bytes(b"".join(line + b"\n" for line in lines))
             code, err = cli("eval", "--config", str(cfg), "--out", str(fresh / "e"), "--split", "all")
             add(f"{label} (eval)", code, err, "warning: cache entry")
         mem = fresh / "memory.jsonl"

@@ -7,9 +7,9 @@
 - `with_retries` retries errors.TransientError with exponential backoff and full jitter, honouring the
   server's Retry-After; anything else propagates. An empty answer (errors.EmptyAnswer) is retried the same
   way; when it stays empty, `EmptyAfterRetries` tells the caller to score it as a failure, not to cache it.
-- `DiskCache` is content-addressed: the key is a SHA-256 of everything that determines the answer, so an
-  identical call is never paid twice, also across runs. Entries are written atomically with their secrets
-  masked; an entry that fails validation (torn, or valid JSON of the wrong shape) is a miss with one warning.
+- `DiskCache` (cache.py) is content-addressed: the key (`content_key`) is a SHA-256 of everything that determines
+  the answer, so an identical call is never paid twice, also across runs. Entries are appended to a pack per
+  process with their secrets masked; an entry that fails validation is a miss with one warning.
 - `ManagedModel` wraps a ChatModel with all three for one role.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
 import random
 import threading
 import time
@@ -26,60 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .cache import DiskCache
 from .errors import BudgetExceeded, EmptyAnswer, ProviderError, TransientError
-from .redact import Appender, redact, write_json
+from .redact import Appender, masked_json_head, redact
 from .types import Reply, Usage
 
 T = TypeVar("T")
 Log = Callable[[str], None]
+__all__ = ["DiskCache", "Ledger", "ManagedModel", "RetryPolicy", "content_key", "with_retries"]
 
 
 def content_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
-
-
-class DiskCache:
-    def __init__(self, root: Path | None, log: Log | None = None):
-        self.root = Path(root) if root else None
-        self.log = log
-        self.invalid = 0  # entries found damaged or of the wrong shape (each was a miss)
-
-    def _path(self, namespace: str, key: str) -> str:
-        assert self.root is not None
-        return os.path.join(self.root, namespace, key[:2], f"{key}.json")  # a str: one per lookup, pathlib is slow
-
-    def _warn(self, path: str, problem: str) -> None:
-        self.invalid += 1
-        if self.log:
-            self.log(f"warning: cache entry {path} {problem}; treating it as a miss (it will be overwritten)")
-
-    def get(self, namespace: str, key: str, valid: Callable[[Any], str | None] | None = None) -> dict | None:
-        """The entry, or None on a miss. `valid(entry)` returns what is wrong with an entry, or None."""
-        if self.root is None:
-            return None
-        p = self._path(namespace, key)
-        try:
-            with open(p, "rb") as f:
-                data = json.loads(f.read().decode("utf-8"))
-        except FileNotFoundError:
-            return None
-        except UnicodeDecodeError:
-            self._warn(p, "is not UTF-8 text")
-            return None
-        except json.JSONDecodeError as exc:  # e.g. a torn write by an older version
-            self._warn(p, f"is not valid JSON ({exc.msg})")
-            return None
-        problem = "is not a JSON object" if not isinstance(data, dict) else (valid(data) if valid else None)
-        if problem:
-            self._warn(p, problem)
-            return None
-        return data
-
-    def put(self, namespace: str, key: str, value: dict) -> None:
-        """Write an entry atomically (temp file + rename), secrets masked."""
-        if self.root is None:
-            return
-        write_json(self._path(namespace, key), value, indent=None, durable=False)
 
 
 def reply_problem(entry: dict) -> str | None:
@@ -123,6 +81,7 @@ class Ledger:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._appender = Appender(self.journal) if self.journal is not None else None
+        self._heads: dict = {}  # masked line heads by event and role (redact.masked_json_head)
 
     def _role(self, role: str) -> RoleSpend:
         return self.roles.setdefault(role, RoleSpend())
@@ -131,7 +90,17 @@ class Ledger:
         """Journal one event: one `write` on the open journal, outside the ledger's lock (32 rollouts must not queue
         behind each other's disk writes). A call's line is written before its request is sent; the order of lines
         of different threads does not matter, replay adds them up."""
-        if self._appender is not None:
+        if self._appender is None:
+            return
+        # the same line as append_json(event), its head (event and role) masked once, not per line
+        if event["e"] != "charge":
+            self._appender.append_masked(masked_json_head(event, self._heads) + "}")
+        elif type(event["in"]) is int and type(event["out"]) is int and (
+                event["usd"] is None or type(event["usd"]) is float and math.isfinite(event["usd"])):
+            head = masked_json_head({"e": "charge", "r": event["r"]}, self._heads)
+            usd = "null" if event["usd"] is None else repr(event["usd"])  # JSON writes a finite float as its repr
+            self._appender.append_masked(f'{head},"in":{event["in"]},"out":{event["out"]},"usd":{usd}}}')
+        else:
             self._appender.append_json(event)
 
     def open_journal(self, path: Path, *, resume: bool) -> tuple[int, int]:

@@ -83,6 +83,7 @@ SHAPE_HINTS: dict[str, tuple[str, ...]] = {
 }
 _SHAPE_RES = [(kind, re.compile(p), SHAPE_HINTS[kind]) for kind, p in SHAPES.items()]
 _ALL_HINTS = tuple(sorted({h for hints in SHAPE_HINTS.values() for h in hints}))
+_ANY_HINT = re.compile("|".join(re.escape(h) for h in _ALL_HINTS))  # one scan of a text for all the hints
 # a text of MEMO_MIN..MEMO_MAX characters is masked once per redactor and remembered (up to MEMO_SIZE of them): the
 # system prompt with the skill recurs in every rollout's transcript, cache entry and trajectory row
 MEMO_MIN, MEMO_MAX, MEMO_SIZE = 200, 20_000, 512
@@ -167,9 +168,9 @@ class Redactor:
     def _redact(self, text: str) -> str:
         if self._known is not None:
             text = self._known.sub(MASK, text)
-        present = [h for h in _ALL_HINTS if h in text]
-        if not present:
+        if _ANY_HINT.search(text) is None:  # nearly all text: one scan instead of one per hint
             return text
+        present = [h for h in _ALL_HINTS if h in text]
         for _kind, rx, hints in _SHAPE_RES:
             if not any(h in present for h in hints):
                 continue
@@ -227,16 +228,27 @@ def redact_obj(obj: Any, redactor: Redactor | None = None) -> Any:
     """A copy of a JSON-like value (dicts, lists, strings) with every string redacted, keys included. A `Masked`
     value inside is taken as it is when `redactor` (default: the current one) is the one that masked it."""
     r = current() if redactor is None else redactor
+    red = r.redact
 
     def walk(x: Any) -> Any:
+        t = type(x)  # the exact JSON types first (one identity check each), then their subclasses
+        if t is str:
+            return red(x) if len(x) >= MIN_LENGTH else x  # a shorter text holds no maskable secret (Redactor.redact)
+        if t is dict:
+            return {((red(k) if len(k) >= MIN_LENGTH else k) if type(k) is str else walk(k) if isinstance(k, str)
+                     else k): walk(v) for k, v in x.items()}
+        if t is list or t is tuple:
+            return [walk(v) for v in x]
+        if t is Masked:
+            return x.value if x.redactor is r else walk(x.value)
+        if t is int or t is float or t is bool or x is None:
+            return x
         if isinstance(x, str):
-            return r.redact(x)
+            return red(x)
         if isinstance(x, dict):
             return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [walk(v) for v in x]
-        if isinstance(x, Masked):
-            return x.value if x.redactor is r else walk(x.value)
         return x
 
     return walk(obj)
@@ -245,7 +257,8 @@ def redact_obj(obj: Any, redactor: Redactor | None = None) -> Any:
 class Masked:
     """A JSON-like value masked once, on arrival, by `redactor`: every writer here takes it as it is while the
     secrets are the same (the same redactor: one identity check instead of a second masking pass over a rollout's
-    transcript), and masks it again when they changed. Only this module's writers unwrap it."""
+    transcript), and masks it again when they changed. Only this module's writers unwrap it. A Masked value holds
+    no Masked value inside (a writer that takes it as it is encodes it directly)."""
 
     __slots__ = ("value", "redactor")
 
@@ -316,9 +329,33 @@ def write_json(path: str | Path, data: Any, *, indent: int | None = 2, durable: 
     _replace(path, text + ("\n" if indent is not None else ""), durable)
 
 
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)  # one encoder: no set-up per line
+
+
+def json_line(data: Any) -> str:
+    """`data` as compact one-line JSON, every string's secrets masked (a `Masked` value taken as it is while the
+    secrets are the same): what the appending writers here and the cache packs (cache.py) write."""
+    if type(data) is Masked and data.redactor is current():
+        return _LINE.encode(data.value)
+    return _LINE.encode(redact_obj(data))
+
+
+def masked_json_head(data: dict, cache: dict) -> str:
+    """`json_line(data)` without its closing brace, remembered in `cache` (by the items) for the current secrets: the
+    fixed head of a line a writer completes with numbers (the spend journal's events), masked once, not per line."""
+    r = current()
+    key = tuple(data.items())
+    got = cache.get(key)
+    if got is None or got[0] is not r:
+        if len(cache) > 64:
+            cache.clear()
+        got = cache[key] = (r, _LINE.encode(redact_obj(data, r))[:-1])
+    return got[1]
+
+
 def append_json(path: str | Path, data: Any) -> None:
     """Append one JSON line (every string's secrets masked) with a single write: a killed run leaves whole lines."""
-    _append(path, json.dumps(redact_obj(data), ensure_ascii=False, separators=(",", ":"), default=str))
+    _append(path, json_line(data))
 
 
 def append_line(path: str | Path, line: str) -> None:
@@ -346,10 +383,14 @@ class Appender:
         self._lock = threading.Lock()
 
     def append_json(self, data: Any) -> None:
-        self._write(json.dumps(redact_obj(data), ensure_ascii=False, separators=(",", ":"), default=str))
+        self._write(json_line(data))
 
     def append_line(self, line: str) -> None:
         self._write(redact(line))
+
+    def append_masked(self, line: str) -> None:
+        """Append a line already masked by the current redactor (see `masked_json_head`), as it is."""
+        self._write(line)
 
     def _write(self, line: str) -> None:
         data = (line.rstrip("\n") + "\n").encode("utf-8")

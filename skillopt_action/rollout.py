@@ -94,7 +94,8 @@ class RolloutEngine:
         self._recorded: set[tuple[str, str, str, int]] = set()
         self._rows = Appender(trajectories) if trajectories is not None else None
         self._key_prefixes: dict[str, hashlib._Hash] = {}
-        self._task_cache: dict[int, tuple[Task, str, str | None]] = {}  # id(task) -> (task, digest, scoring key)
+        # id(task) -> (task, digest, scoring key, the digest's JSON and ", " as the rollout key hashes them)
+        self._task_cache: dict[int, tuple[Task, str, str | None, bytes]] = {}
 
     def open_trajectories(self, *, resume: bool) -> int:
         """Start trajectories.jsonl afresh, or (resume) keep its rows, once each, and skip them from now on.
@@ -131,18 +132,24 @@ class RolloutEngine:
                 self._key_prefixes.clear()
             self._key_prefixes[skill] = prefix
         h = prefix.copy()
-        h.update(f"{json.dumps(self._task_keys(task)[0])}, {json.dumps(sample)}]".encode())
+        h.update(self._task_entry(task)[3])  # the task digest's JSON and ", "
+        h.update(f"{sample if type(sample) is int else json.dumps(sample)}]".encode())  # an int's JSON is its str
         return h.hexdigest()
 
     def _task_keys(self, task: Task) -> tuple[str, str | None]:
         """(task.digest(), scoring key or None when a `python` scorer's source must be read again), once per task
         object (a task is frozen)."""
+        got = self._task_entry(task)
+        return got[1], got[2]
+
+    def _task_entry(self, task: Task) -> tuple[Task, str, str | None, bytes]:
         got = self._task_cache.get(id(task))
         if got is None or got[0] is not task:
             fixed = not any(spec["type"] == "python" for spec in task.scorers)
-            got = (task, task.digest(), self._scoring_key(task) if fixed else None)
+            digest = task.digest()
+            got = (task, digest, self._scoring_key(task) if fixed else None, f"{json.dumps(digest)}, ".encode())
             self._task_cache[id(task)] = got
-        return got[1], got[2]
+        return got
 
     def scoring_key(self, task: Task) -> str:
         """Everything that decides a score besides the answer: scorer specs, reference, thresholds, and the source
@@ -214,9 +221,10 @@ class RolloutEngine:
             self.ledger.charge("target", price_model, completion.usage)
             r = Rollout(task.id, sample, skill_hash(skill), completion, score, seconds=time.monotonic() - t0)
             fresh = (Masked(completion.to_dict(), redactor), Masked(score_d, redactor))
-            if cacheable:
-                self.cache.put("rollouts", key, {"completion": fresh[0], "score": fresh[1], "scoring": scoring,
-                                                 "workspace": had_workspace, "seconds": r.seconds})
+            if cacheable:  # masked as a whole (our own keys, a hex scoring key): one encoding, no second walk
+                self.cache.put("rollouts", key, Masked({"completion": fresh[0].value, "score": score_d,
+                                                        "scoring": redactor.redact(scoring),
+                                                        "workspace": had_workspace, "seconds": r.seconds}, redactor))
         model = completion.extra.get("model")
         if isinstance(model, str) and model:
             with self._write_lock:
@@ -234,11 +242,14 @@ class RolloutEngine:
             if key in self._recorded:  # recorded before a crash; the resumed run reproduced it
                 return
             self._recorded.add(key)
+        row: dict | Masked
         if fresh is None:
             row = {"phase": label, **r.to_dict(), "cached": r.cached}
-        else:  # the keys and values of Rollout.to_dict, without copying the transcript again
-            row = {"phase": label, "task_id": r.task_id, "sample": r.sample, "skill_hash": r.skill_hash,
-                   "completion": fresh[0], "score": fresh[1], "seconds": round(r.seconds, 3), "cached": r.cached}
+        else:  # the keys and values of Rollout.to_dict, without copying the transcript again, masked as a whole
+            red = fresh[0].redactor
+            row = Masked({"phase": red.redact(label), "task_id": red.redact(r.task_id), "sample": r.sample,
+                          "skill_hash": red.redact(r.skill_hash), "completion": fresh[0].value,
+                          "score": fresh[1].value, "seconds": round(r.seconds, 3), "cached": r.cached}, red)
         self._rows.append_json(row)  # one write: whole lines
 
     def run(self, skill: str, tasks: list[Task], samples: int = 1, label: str = "", *,

@@ -407,11 +407,11 @@ def import_cache(rt: Runtime, shards: Shards) -> MergedCache:
     imported: set[str] = set()
     for s in shards.members:
         src = DiskCache(s.path / "cache", log=rt.log)
-        for f in sorted((s.path / "cache" / "rollouts").glob("*/*.json")):
-            entry = src.get("rollouts", f.stem, valid=rollout_problem)
+        for key in src.keys("rollouts"):
+            entry = src.get("rollouts", key, valid=rollout_problem)
             if entry is not None:
-                rt.cache.put("rollouts", f.stem, entry)
-                imported.add(f.stem)
+                rt.cache.put("rollouts", key, entry)
+                imported.add(key)
     merged = MergedCache(rt.cache.root, imported, log=rt.log)
     rt.cache = merged
     rt.engine.cache = merged

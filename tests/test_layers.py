@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parent.parent / "skillopt_action"
 FLOORS: list[set[str]] = [
     {"types", "errors"},
     {"text", "fmt", "procs", "redact", "yamlfile", "render", "workspace", "diff", "markdown", "terminal", "gate", "sequential",
-     "throttle",
+     "throttle", "cache",
      "targets.base", "scorers.base"},
     {"config", "config_schema", "providers", "tasks", "calls", "edits", "package", "reflect", "screen", "evidence",
      "scorers", "targets", "ask", "description"},

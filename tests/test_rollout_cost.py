@@ -138,8 +138,33 @@ def test_a_secret_that_appears_after_the_answer_arrived_is_still_masked_in_every
         monkeypatch.setattr(eng.cache, "put", put_after_the_secret_is_known)
         r = eng.run("# S\n", [Task("t1", "What is the capital of France?")])["t1"][0]
     assert late in r.completion.text, "unknown when the answer arrived"
-    files = [tmp_path / "traj.jsonl", *(tmp_path / "cache").rglob("*.json")]
+    files = [tmp_path / "traj.jsonl", *(tmp_path / "cache").rglob("pack-*.jsonl")]
     assert len(files) == 2
     for f in files:
         text = f.read_text()
         assert late not in text and f"Paris {redact.MASK}" in text, f.name
+
+
+def test_the_spend_journal_lines_are_those_append_json_writes_with_the_role_masked(tmp_path, monkeypatch):
+    """Run 5: the journal's line heads are masked once per role, and a charge's numbers are written as JSON does."""
+    ledger = Ledger(prices={"m": {"input": 1.0, "output": 2.0}}, journal=tmp_path / "spend.jsonl")
+    events = [("reserve", "target"), ("charge", "target", "m", Usage(10, 3)), ("charge", "judge", "x", Usage(1, 2)),
+              ("charge", "target", None, Usage(5, 6, cost_usd=0.25)), ("charge", "target", None, Usage(1, 1, 3)),
+              ("hit", "judge"), ("retried", "target")]
+    for name, *args in events:
+        getattr(ledger, name)(*args)
+    monkeypatch.setenv("ROLE_TOKEN", "optimizer-role-secret")  # a secret set mid-run, equal to a role's name
+    ledger.reserve("optimizer-role-secret")
+    ledger.charge("optimizer-role-secret", "m", Usage(2, 2))
+    lines = (tmp_path / "spend.jsonl").read_text(encoding="utf-8").splitlines()
+    expected = [{"e": "call", "r": "target"}, {"e": "charge", "r": "target", "in": 10, "out": 3, "usd": 16 / 1e6},
+                {"e": "charge", "r": "judge", "in": 1, "out": 2, "usd": None},
+                {"e": "charge", "r": "target", "in": 5, "out": 6, "usd": 0.25},
+                {"e": "charge", "r": "target", "in": 1, "out": 1, "usd": 3}, {"e": "hit", "r": "judge"},
+                {"e": "retry", "r": "target"}, {"e": "call", "r": redact.MASK},
+                {"e": "charge", "r": redact.MASK, "in": 2, "out": 2, "usd": 6 / 1e6}]
+    assert lines == [json.dumps(e, separators=(",", ":")) for e in expected]
+    replayed = Ledger()
+    assert replayed.open_journal(tmp_path / "spend.jsonl", resume=True) == (len(expected), 0)
+    assert (replayed.calls, replayed.usd, replayed.cache_hits) == (ledger.calls, ledger.usd, ledger.cache_hits) == (
+        2, 16 / 1e6 + 0.25 + 3 + 6 / 1e6, 1)

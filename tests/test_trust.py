@@ -254,10 +254,13 @@ def test_twenty_percent_empty_answers_give_the_same_result_as_a_fault_free_run(t
     assert [(s["accepted"], s["summary"]) for s in faulty["steps"]] == [(s["accepted"], s["summary"]) for s in clean["steps"]]
     assert faulty["spend"]["calls"] == clean["spend"]["calls"]
     assert faulty["spend"]["retries"] == len(served) == n_requests - faulty["spend"]["calls"]
-    for entry in (tmp_path / "empty/.skillopt/cache").rglob("*.json"):
-        d = json.loads(entry.read_text())
+    cache = DiskCache(tmp_path / "empty/.skillopt/cache")
+    entries = [(ns, key, cache.get(ns, key)) for ns in ("rollouts", "calls") for key in cache.keys(ns)]
+    assert entries
+    for ns, key, d in entries:
+        assert d is not None
         text = d["completion"]["text"] if "completion" in d else d["text"]
-        assert text.strip(), f"an empty answer was cached: {entry}"
+        assert text.strip(), f"an empty answer was cached: {ns}/{key}"
 
 
 def test_an_answer_that_stays_empty_scores_as_an_error_and_is_never_cached(tmp_path):
@@ -288,7 +291,7 @@ def test_the_optimizer_cache_never_holds_an_empty_answer(tmp_path):
         m = ManagedModel(make_chat_model(settings), "optimizer", ledger, cache, RetryPolicy(3, sleep=lambda _: None))
         msgs = [{"role": "user", "content": "hi"}]
         assert m.complete("sys", msgs).text == "", "empty after 3 attempts: returned empty, as unusable"
-        assert list(tmp_path.rglob("*.json")) == []
+        assert cache.keys("calls") == [] and list(tmp_path.rglob("pack-*")) == []
         assert m.complete("sys", msgs).text == "real", "the next identical call asks the model again"
         assert ledger.calls == 2 and ledger.roles["optimizer"].retries == 2
 
@@ -301,14 +304,15 @@ def test_damaged_cache_entries_are_misses_with_one_warning_each(tmp_path, capsys
         cfg = write_project(tmp_path, base_url=s.openai_base_url)
         ev = ["eval", "--config", str(cfg), "--split", "val"]
         assert main([*ev, "--out", str(tmp_path / "a"), "--quiet"]) == 0
-        entries = sorted((tmp_path / ".skillopt/cache/rollouts").rglob("*.json"))
-        assert len(entries) == 8
-        good = json.loads(entries[4].read_text())
+        (pack,) = (tmp_path / ".skillopt/cache/rollouts").glob("pack-*.jsonl")
+        lines = pack.read_bytes().splitlines()
+        assert len(lines) == 8
+        keys = [line.split(b" ", 1)[0] for line in lines]
+        good = json.loads(lines[4].split(b" ", 1)[1])
         damage = ["{\"completion\": {\"te", "{}", "[]", json.dumps({**good, "score": "high"}),
                   json.dumps({**good, "completion": {**good["completion"], "text": ""}})]
-        for entry, text in zip(entries, damage, strict=False):
-            entry.write_text(text)
-        entries[5].write_bytes(b"\xff\xfe\x00garbage")
+        bodies = [t.encode() for t in damage] + [b"\xff\xfe\x00garbage"] + [ln.split(b" ", 1)[1] for ln in lines[6:]]
+        pack.write_bytes(b"".join(k + b" " + body + b"\n" for k, body in zip(keys, bodies, strict=True)))
         capsys.readouterr()
         n = len(s.requests)
         assert main([*ev, "--out", str(tmp_path / "b")]) == 0
@@ -319,7 +323,8 @@ def test_damaged_cache_entries_are_misses_with_one_warning_each(tmp_path, capsys
     assert "Traceback" not in err
     a, b = (json.loads((tmp_path / d / "latest" / "report.json").read_text()) for d in "ab")
     assert a["scores"] == b["scores"]
-    assert all(json.loads(e.read_text())["completion"]["text"] for e in entries), "damaged entries were rewritten"
+    cache = DiskCache(tmp_path / ".skillopt/cache")
+    assert all(cache.get("rollouts", k.decode())["completion"]["text"] for k in keys), "damaged entries superseded"
 
 
 @pytest.mark.parametrize("damage,why", [

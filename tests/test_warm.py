@@ -18,6 +18,7 @@ from helpers import COUNTRIES, write_project
 from model_server import ModelServer, Text
 
 from skillopt_action import api
+from skillopt_action.cache import DiskCache
 from skillopt_action.cli import main
 from skillopt_action.config import load_config
 from skillopt_action.loop import warm_samples
@@ -135,7 +136,7 @@ def test_cli_eval_warm_then_merge_fills_the_cache(tmp_path, server, capsys):
     out = capsys.readouterr().out
     assert "warm-up:" in out and "in the cache" in out
     per_split = warm_samples(load_config(cfg))
-    assert len(list(cache.glob("*/*.json"))) == 4 * len(per_split["train"]) + 8 * len(per_split["val"]) + 4 * 2
+    assert len(DiskCache(cache.parent).keys("rollouts")) == 4 * len(per_split["train"]) + 8 * len(per_split["val"]) + 4 * 2
     # a shard of another kind does not merge with a warm-up
     assert main(["eval", "--shard", "1/2", "--config", str(cfg), "--out", str(tmp_path / "e1"), "--quiet"]) == 0
     shutil.rmtree(tmp_path / "s2")

@@ -22,6 +22,7 @@ import pytest
 from github_server import FakeGitHub
 from model_server import ModelServer, Text
 
+from skillopt_action.cache import DiskCache
 from skillopt_action.rollout import skill_hash
 
 pytestmark = pytest.mark.e2e
@@ -348,7 +349,7 @@ def test_sharded_weekly_warms_the_cache_in_a_matrix_then_optimizes_from_it(scrat
     manifests = [json.loads(m.read_text()) for m in sorted(scratch.artifacts.glob("skillopt-warm-[12]/*/shard.json"))]
     assert [(m["kind"], m["shard"], m["of"]) for m in manifests] == [("warm", 1, 2), ("warm", 2, 2)]
     assert "warm-up merged:" in log
-    cached = list((scratch.artifacts / "skillopt-warm-cache" / "rollouts").glob("*/*.json"))
+    cached = DiskCache(scratch.artifacts / "skillopt-warm-cache").keys("rollouts")
     assert len(cached) == sum(m["rollouts"] for m in manifests) > 0
 
     # the optimize job opened the pull request, and every rollout of the unchanged skill it asked for (its
