@@ -40,7 +40,7 @@ from skillopt_action.config import Config, load_config
 from skillopt_action.evaluation import sequential_settings
 from skillopt_action.gate import GateSettings, compare
 from skillopt_action.search import planned_decisions
-from skillopt_action.sequential import SequentialResult, SequentialTest
+from skillopt_action.sequential import SequentialResult, SequentialTest, confirmation_alpha
 
 FIXED_MODES = ("strict", "paired")
 MODES = (*FIXED_MODES, "sequential")
@@ -143,7 +143,9 @@ class SequentialGate:
         """The loop's final confirmation on fresh samples of both skills: a mean gain (control decisions), or a
         test at the run's alpha (control final)."""
         fresh_start, fresh_final = Side(start.probs, start.key + ":fresh"), Side(final.probs, final.key + ":fresh")
-        result = self._test(fresh_start, fresh_final, seed, self.run_alpha)
+        alpha = (confirmation_alpha(self.run_alpha, self.decisions_per_run, self.alpha) if self.control == "final"
+                 else self.run_alpha)
+        result = self._test(fresh_start, fresh_final, seed, alpha)
         if self.control == "final":
             return result.accepted
         return result.delta > 0 and result.verdict != "harmful"

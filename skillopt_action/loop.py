@@ -34,7 +34,7 @@ from .runtime import Runtime, read_memory, read_state, write_json
 from .screen import screen
 from .search import planned_decisions
 from .search import step as search_step
-from .sequential import power_hint
+from .sequential import confirmation_alpha, power_hint
 from .transfer import check_transfer
 from .triggering import body_val, check_training, description_step, no_body_step, split_batch, with_description_of
 from .types import Edit, Task
@@ -160,12 +160,16 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
 
     n_decisions = planned_decisions(rt, total_steps) + extra_decisions(rt, epochs, total_steps)
     decision_alpha = cfg.gate.alpha / n_decisions if cfg.gate.control == "decisions" else cfg.gate.alpha
+    confirm_alpha = (confirmation_alpha(cfg.gate.alpha, n_decisions, decision_alpha)
+                     if cfg.gate.control == "final" else cfg.gate.alpha)
     if cfg.loop.description.train:
         check_training(rt, baseline)
     if sequential:
         where = (f"split over at most {n_decisions} decision(s) ({decision_alpha:.2g} each)"
                  if cfg.gate.control == "decisions" else
-                 "at each decision and at the final confirmation against the starting skill, which must pass")
+                 f"at each of at most {n_decisions} decision(s), and the final skill must pass a test at "
+                 f"{confirm_alpha:.2g} against the starting skill on fresh samples (alpha over the chance that any "
+                 "decision accepts a do-nothing edit)")
         log(f"gate sequential: run alpha {cfg.gate.alpha:g} {where}, rounds of {list(cfg.gate.schedule)} sample(s) "
             "per task")
     if not resume:
@@ -228,7 +232,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
     worse: list[dict] = []
     try:
         if sequential and cfg.gate.confirm and best != baseline:
-            confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
+            confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best, confirm_alpha)
         if best != baseline and cfg.loop.ablation != "off" and kept_edits(state["steps"]):
             ablation = run_ablation(rt, with_description_of(baseline, best), kept_edits(state["steps"]),
                                     prune=cfg.loop.ablation == "prune")
@@ -236,7 +240,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                 best = ablation["skill"]
                 confirmation = None  # re-scored below for the pruned skill (its samples are cached)
                 if sequential and cfg.gate.confirm:
-                    confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best)
+                    confirmation, best, scores, tasks, gates = _confirm(rt, baseline, best, confirm_alpha)
         if not (sequential and cfg.gate.confirm and confirmation is not None):
             scores, tasks, gates = score_splits(rt, baseline, best, ["val", "test"], "final")
         transfer = check_transfer(rt, baseline, best) if best != baseline and cfg.transfer else None
@@ -256,7 +260,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps,
                           search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation,
-                                                 cfg.gate.control)
+                                                 cfg.gate.control, confirm_alpha, n_decisions)
                           if sequential else None, ablation=ablation, transfer=transfer, regressions=worse)
     return report, baseline, best
 
@@ -276,11 +280,12 @@ def kept_edits(steps: list[dict]) -> list[Edit]:
     return edits
 
 
-def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, dict, dict]:
+def _confirm(rt: Runtime, baseline: str, best: str, alpha: float) -> tuple[dict, str, dict, dict, dict]:
     """Re-confirm the final skill against the start on fresh samples. The improvement must hold in direction
     (a mean gain > 0 on samples no decision has seen) or, with `gate.control: final`, pass the sequential test at
-    the run's alpha; if it does not, the run proposes nothing."""
-    settings = sequential_settings(rt, rt.cfg.gate.alpha, seed=424242)
+    `alpha` (sequential.confirmation_alpha: the run's alpha over the chance that any decision accepted a
+    do-nothing edit); if it does not, the run proposes nothing."""
+    settings = sequential_settings(rt, alpha, seed=424242)
     feedback: dict[tuple[str, str], str] = {}
     result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET,
                                    feedback=feedback)
@@ -299,7 +304,8 @@ def _confirm(rt: Runtime, baseline: str, best: str) -> tuple[dict, str, dict, di
 
 
 def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, confirmation: dict | None,
-                    control: str = "decisions") -> dict:
+                    control: str = "decisions", confirm_alpha: float | None = None,
+                    planned: int | None = None) -> dict:
     decisions = [d for s in steps for d in s.get("decisions", [])]
     screened = sum((s.get("screening") or {}).get("screened_out", 0) for s in steps)
     screen_cost = sum((s.get("screening") or {}).get("rollouts", 0) for s in steps)
@@ -315,6 +321,8 @@ def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, 
         if decisions else 0.0,
         "screened_out": screened, "screening_rollouts": screen_cost,
         "run_alpha": run_alpha, "decision_alpha": decision_alpha,
+        "confirm_alpha": run_alpha if confirm_alpha is None else round(confirm_alpha, 6),
+        "planned_decisions": planned,
         "control": control,
         "false_accept_bound": round(spent if control == "decisions" else run_alpha, 6),
         "confirmation": confirmation,

@@ -376,6 +376,19 @@ def decision_alpha(run_alpha: float, planned_decisions: int) -> float:
     return run_alpha / max(1, planned_decisions)
 
 
+def confirmation_alpha(run_alpha: float, planned_decisions: int, decision_alpha: float) -> float:
+    """The level of the run's final confirmation under `gate.control: final`.
+
+    A run whose edits all do nothing ships a change only if some decision accepts one (a chance of at most
+    planned_decisions * decision_alpha, a union bound over every look the run could take) AND the confirmation, on
+    fresh samples independent of every decision, passes too. So the confirmation may test at run_alpha divided by
+    that chance and the run still ships a do-nothing change with a chance of at most run_alpha. With 12 planned
+    decisions at 0.05 that is 0.083 instead of 0.05, which a real gain passes more often; at 20 or more decisions
+    it is run_alpha itself. Capped at 0.5."""
+    reach = min(1.0, max(1, planned_decisions) * decision_alpha)
+    return min(0.5, run_alpha / reach)
+
+
 def power_hint(n_tasks: int) -> str | None:
     """A warning when the val split is too small for the task-level guard ever to pass."""
     if n_tasks < 2:

@@ -166,7 +166,8 @@ def test_an_inconclusive_edit_resumes_its_test_across_runs_instead_of_starting_o
         assert run(cfg, tmp_path / "a", "--memory", str(memory)) == 0
         rec = [json.loads(x) for x in memory.read_text().splitlines()]
         assert [x["verdict"] for x in rec] == ["not_better"] and rec[0]["edit"]["content"] == RULE
-        assert rec[0]["rounds"] == 1 and rec[0]["skill_hash"]
+        # every task needs 3 equal samples per skill before it is frozen; then a gain of gate.effect is ruled out
+        assert rec[0]["rounds"] == 2 and rec[0]["skill_hash"]
         n = len(s.requests)
         assert run(cfg, tmp_path / "b", "--memory", str(memory)) == 0
         second = [q for q in s.requests if "You improve a skill document" in q.system][-1]
@@ -174,10 +175,11 @@ def test_an_inconclusive_edit_resumes_its_test_across_runs_instead_of_starting_o
     report = json.loads((tmp_path / "b/latest/report.json").read_text())
     assert "Previously rejected edits" in second.last_user_text and RULE in second.last_user_text
     (cand,) = report["steps"][0]["candidates"]
-    # the second run continued the same test: round 2, with the samples already drawn and no new val rollout
-    assert cand["gate"]["resumed_from_round"] == 1 and cand["gate"]["rounds"] == 2 and cand["gate"]["rollouts"] == 0
+    # the second run continued the same test: round 3, with the samples already drawn and no new val rollout (every
+    # task is frozen)
+    assert cand["gate"]["resumed_from_round"] == 2 and cand["gate"]["rounds"] == 3 and cand["gate"]["rollouts"] == 0
     assert not [q for q in new_target_calls if "bare city name" in q.system]
-    assert [json.loads(x)["rounds"] for x in memory.read_text().splitlines()] == [1, 2]
+    assert [json.loads(x)["rounds"] for x in memory.read_text().splitlines()] == [2, 3]
 
 
 def test_bundle_mode_keeps_the_blacklist_semantics(tmp_path):
@@ -275,9 +277,9 @@ def test_plan_warns_before_spending_when_the_cap_cannot_cover_the_run(tmp_path, 
     cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 20}})
     assert main(["validate", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    # 8 val (1 sample) + 1 step x (4 train + 6 candidates x 4 screening + 2 decisions x 2 skills x 8 val x 6
-    # samples + 8 x 6 for a combination) + confirmation 2 x 8 x 6 + 2 x 4 test = 380 target rollouts at most
-    assert "plan: at most 380 target rollouts" in out
+    # 8 val (1 sample) + 1 step x (4 train + 6 candidates x 4 screening + 2 decisions x 2 skills x 8 val x 10
+    # samples + 8 x 10 for a combination) + confirmation 2 x 8 x 10 + 2 x 4 test = 604 target rollouts at most
+    assert "plan: at most 604 target rollouts" in out
     assert "warning: budget.max_calls = 20 is below the run's worst case" in out
     assert "covers the baseline and about 0 of 1 step(s)" in out
 

@@ -7,7 +7,14 @@ import random
 
 import pytest
 
-from skillopt_action.sequential import EARLY_SPEND, FREEZE, SequentialSettings, SequentialTest, stratified_p
+from skillopt_action.sequential import (
+    EARLY_SPEND,
+    FREEZE,
+    SequentialSettings,
+    SequentialTest,
+    confirmation_alpha,
+    stratified_p,
+)
 
 
 def brute_force(strata):
@@ -240,3 +247,12 @@ def test_loop_settings_find_a_ten_point_rule_at_forty_tasks_most_of_the_time():
     old = sum(run(ps, pc, loop_settings(effect=None, schedule=(1, 3, 6), spend=(0.25, 0.25, 0.5), freeze=1),
                   seed=trial)[0].accepted for trial in range(60))
     assert kept >= 0.75 * 60 and kept > old + 10
+
+
+def test_the_confirmation_level_keeps_the_runs_bound():
+    # 12 decisions at 0.05 can together accept a do-nothing edit with a chance of at most 0.6, and the confirmation
+    # on fresh samples must pass too: at 0.05 / 0.6 the run ships one with a chance of at most 0.05
+    assert confirmation_alpha(0.05, 12, 0.05) == pytest.approx(0.05 / 0.6)
+    assert confirmation_alpha(0.05, 12, 0.05) * min(1.0, 12 * 0.05) == pytest.approx(0.05)
+    assert confirmation_alpha(0.05, 40, 0.05) == 0.05  # enough decisions: the union bound is 1
+    assert confirmation_alpha(0.05, 1, 0.01) == 0.5  # capped
