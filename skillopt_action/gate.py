@@ -107,7 +107,7 @@ class GateSettings:
     # alpha and makes the final confirmation on fresh samples a test at alpha that the run must pass
     control: str = "final"
     # sequential: the smallest mean gain worth finding; an early look stops for futility once the data rule it out
-    # (None: stop as soon as the candidate is not ahead, cheaper but about a third less power)
+    # (None: stop as soon as the candidate is not ahead: a third cheaper on do-nothing edits, 9-16 points less power)
     effect: float | None = 0.1
 
     def __post_init__(self) -> None:
