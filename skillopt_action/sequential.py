@@ -384,9 +384,10 @@ def confirmation_alpha(run_alpha: float, planned_decisions: int, decision_alpha:
     fresh samples independent of every decision, passes too. So the confirmation may test at run_alpha divided by
     that chance and the run still ships a do-nothing change with a chance of at most run_alpha. With 12 planned
     decisions at 0.05 that is 0.083 instead of 0.05, which a real gain passes more often; at 20 or more decisions
-    it is run_alpha itself. Capped at 0.5."""
+    it is run_alpha itself. Capped at twice run_alpha, so that a run with few decisions still confirms on real
+    evidence."""
     reach = min(1.0, max(1, planned_decisions) * decision_alpha)
-    return min(0.5, run_alpha / reach)
+    return min(2 * run_alpha, run_alpha / reach)
 
 
 def power_hint(n_tasks: int) -> str | None:

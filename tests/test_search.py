@@ -285,7 +285,7 @@ def test_gate_control_says_where_the_runs_alpha_is_spent(tmp_path, control):
         # that any of the run's planned decisions accepts a do-nothing edit
         assert decision["alpha"] == pytest.approx(0.1) and search["false_accept_bound"] == pytest.approx(0.1)
         planned = search["planned_decisions"]
-        assert planned >= 1 and search["confirm_alpha"] == pytest.approx(min(0.5, 0.1 / min(1.0, planned * 0.1)))
+        assert planned >= 1 and search["confirm_alpha"] == pytest.approx(min(0.2, 0.1 / min(1.0, planned * 0.1)))
         assert confirmation["verdict"] == "accepted" and confirmation["alpha"] == pytest.approx(search["confirm_alpha"])
     assert confirmation["confirmed"] and HELP_A in result.best_skill
 

@@ -255,4 +255,4 @@ def test_the_confirmation_level_keeps_the_runs_bound():
     assert confirmation_alpha(0.05, 12, 0.05) == pytest.approx(0.05 / 0.6)
     assert confirmation_alpha(0.05, 12, 0.05) * min(1.0, 12 * 0.05) == pytest.approx(0.05)
     assert confirmation_alpha(0.05, 40, 0.05) == 0.05  # enough decisions: the union bound is 1
-    assert confirmation_alpha(0.05, 1, 0.01) == 0.5  # capped
+    assert confirmation_alpha(0.05, 1, 0.01) == 0.1  # capped at twice the run's alpha

@@ -65,8 +65,9 @@ def rows(run: Path) -> list[dict]:
 
 def test_warm_samples_are_what_the_optimize_run_asks_of_its_starting_skill(tmp_path, server):
     cfg = load_config(project(tmp_path, server))
-    assert warm_samples(cfg) == {"train": [0, 1], "val": [0, 1, 2, 3, 4, 5, 1000, 1001, 1002, 1003, 1004, 1005],
-                                 "test": [0, 1]}
+    # every round of the default schedule [1, 3, 6, 10], for the decisions and for the fresh confirmation
+    assert cfg.gate.schedule == (1, 3, 6, 10)
+    assert warm_samples(cfg) == {"train": [0, 1], "val": [*range(10), *range(1000, 1010)], "test": [0, 1]}
     paired = cfg.raw | {"gate": {"mode": "paired", "samples": 3}, "loop": {"ablation": "off"}}
     (tmp_path / ".github" / "skillopt.yml").write_text(json.dumps(paired))
     assert warm_samples(load_config(tmp_path / ".github" / "skillopt.yml")) == {"train": [0], "val": [0, 1, 2],
