@@ -66,7 +66,7 @@ TOL = 1e-9
 class SequentialSettings:
     alpha: float = 0.01  # false-accept probability of this decision (all its looks together)
     schedule: tuple[int, ...] = (1, 3, 6, 10)  # samples per task and skill after each round
-    spend: tuple[float, ...] = (0.2 / 3, 0.2 / 3, 0.2 / 3, 0.8)  # share of alpha spent at each look (sums to <= 1)
+    spend: tuple[float, ...] = (*[EARLY_SPEND / 3] * 3, 1 - EARLY_SPEND)  # share of alpha per look (sum <= 1)
     min_delta: float = 0.0  # minimum mean gain per task (absolute)
     task_alpha: float = 0.25  # the per-task gains must pass a sign-flip test at this level
     harm_alpha: float = 0.05  # below this one-sided p for a loss, the candidate is called harmful
@@ -205,7 +205,8 @@ class SequentialTest:
             return self._decide(False, "harmful", "harm", st, spent,
                                 f"rejected at round {r + 1}: harmful, {st['delta']:+.3f} mean change over {n} tasks "
                                 f"({st['losses']} worse, {st['wins']} better), p(worse)={fmt_p(st['p_harm'])}")
-        if s.effect is not None and not last:
+        final = last or not any(self._varies(t) for t in self.tasks)
+        if s.effect is not None and not final:
             upper = st["delta"] + s.futility_z * st["se"]
             if upper < s.effect - TOL:
                 verdict = "not_better" if st["delta"] <= TOL else "inconclusive"
@@ -213,15 +214,10 @@ class SequentialTest:
                                     f"rejected at round {r + 1}: a gain of {s.effect:.3f} is ruled out, "
                                     f"{st['delta']:+.3f} mean change over {n} tasks ({st['wins']} better, "
                                     f"{st['losses']} worse; upper bound {upper:+.3f})")
-        elif st["delta"] <= TOL:
+        if st["delta"] <= TOL and (s.effect is None or final):  # without an effect: stop once it is not ahead
             return self._decide(False, "not_better", "futility", st, spent,
                                 f"rejected at round {r + 1}: not better, {st['delta']:+.3f} mean change over {n} "
                                 f"tasks ({st['wins']} better, {st['losses']} worse)")
-        final = last or not any(self._varies(t) for t in self.tasks)
-        if final and st["delta"] <= TOL:
-            return self._decide(False, "not_better", "futility", st, spent,
-                                f"rejected after round {r + 1}: not better, {st['delta']:+.3f} mean change over "
-                                f"{n} tasks ({st['wins']} better, {st['losses']} worse)")
         if final:
             why = []
             if st["p"] > alpha_r:
