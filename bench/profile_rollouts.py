@@ -3,6 +3,7 @@
     python bench/profile_rollouts.py ab [--rounds 5] [--latency 0.005]   # CPU per 1,000 rollouts, interleaved
     python bench/profile_rollouts.py profile [--latency 0.005]           # cProfile of every thread, both clients
     python bench/profile_rollouts.py split [--rounds 5]                  # CPU inside the SDK call vs outside it
+    python bench/profile_rollouts.py procs --concurrency 16 --latency 0.2   # is the gap to the ideal one process's?
 
 Both modes run bench/bench_scale.py's workers (a fresh process per measurement, 200 tasks x 3 samples at
 concurrency 32 by default) against bench/loopback_server.py in its own process.
@@ -13,6 +14,10 @@ concurrency 32 by default) against bench/loopback_server.py in its own process.
 - `split` times, with each thread's CPU clock, the SDK's `chat.completions.create` inside both workers: the CPU
   outside that call is the caller's own (our engine, or the bare client's thread pool). The SDK's part is the same
   in both, so the difference of the outside parts is our overhead per rollout, with far less noise than the totals.
+- `procs` runs the bare client's requests from one process and, split evenly, from two (forked after `openai` is
+  imported, so neither pays the import), alternating for `--rounds` rounds, and reads the loopback server's own CPU
+  from /proc. If two processes (two GILs) do not get closer to the ideal than one, the remaining gap is not our
+  process's GIL but the machine: the SDK's CPU per call and the server's, on the same cores.
 - `profile` runs each worker under cProfile on **every** thread (one profile per thread, merged; bench_scale's
   `--profile`), then prints the own time per rollout by area (our modules, the SDK and httpx, json, the
   interpreter's thread pool, system calls) and the top functions by own time. cProfile inflates Python-heavy code
@@ -22,11 +27,14 @@ concurrency 32 by default) against bench/loopback_server.py in its own process.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import pstats
 import statistics
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -158,9 +166,61 @@ def cmd_ab(a: argparse.Namespace) -> None:
               f"{statistics.median(x[1] for x in got[k]):.2f} | {statistics.median(x[2] for x in got[k]):.2f} |")
 
 
+def _bare_share(url: str, jobs: int, concurrency: int) -> None:
+    import openai
+
+    client = openai.OpenAI(api_key="bench", base_url=url, timeout=30, max_retries=0)
+
+    def one(i: int) -> str:
+        resp = client.chat.completions.create(
+            model="bench-model", temperature=0.7, max_tokens=512,
+            messages=[{"role": "system", "content": "You follow the skill below.\n\n## Skill\n\n" + "x" * 2000},
+                      {"role": "user", "content": f"Please repeat the token w{i:05d}"}])
+        return resp.choices[0].message.content or ""
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, range(jobs)))
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cmd_procs(a: argparse.Namespace) -> None:
+    import openai  # noqa: F401  (imported before the fork, so no child pays for it)
+
+    n, c = a.tasks * a.samples, a.concurrency
+    ideal = n * a.latency / c
+    fork = multiprocessing.get_context("fork")
+    got: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    with Loopback(a.latency) as server:
+        for rnd in range(a.rounds):
+            for procs in got:
+                server_cpu, t0 = _cpu_seconds(server.proc.pid), time.perf_counter()
+                children = [fork.Process(target=_bare_share, args=(server.url, n // procs, c // procs))
+                            for _ in range(procs)]
+                for ch in children:
+                    ch.start()
+                for ch in children:
+                    ch.join()
+                wall = time.perf_counter() - t0
+                got[procs].append((ideal / wall, (_cpu_seconds(server.proc.pid) - server_cpu) / n * 1000))
+            print(f"  round {rnd + 1}: " + ", ".join(f"{k} process(es) {v[-1][0]:.3f} of ideal" for k, v in got.items()),
+                  file=sys.stderr, flush=True)
+    print(f"The bare client from one process and from two: {n} requests, concurrency {c} in all, "
+          f"{a.latency * 1000:g} ms server (ideal {ideal:.2f} s), {a.rounds} interleaved rounds\n")
+    print("| processes | " + " | ".join(f"round {i + 1}" for i in range(a.rounds))
+          + " | median of ideal | server CPU ms per request |")
+    print("|---|" + "---:|" * (a.rounds + 2))
+    for procs, rows in got.items():
+        print(f"| {procs} | " + " | ".join(f"{r[0]:.3f}" for r in rows)
+              + f" | **{statistics.median(r[0] for r in rows):.3f}** | {statistics.median(r[1] for r in rows):.2f} |")
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("mode", choices=("ab", "split", "profile"))
+    p.add_argument("mode", choices=("ab", "split", "profile", "procs"))
     p.add_argument("--tasks", type=int, default=200)
     p.add_argument("--samples", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=32)
@@ -170,4 +230,4 @@ if __name__ == "__main__":
     p.add_argument("--top", type=int, default=25, help="profile: functions listed per client")
     p.add_argument("--keep", help="profile: copy the merged .pstats files to this directory")
     args = p.parse_args()
-    {"ab": cmd_ab, "split": cmd_split, "profile": cmd_profile}[args.mode](args)
+    {"ab": cmd_ab, "split": cmd_split, "profile": cmd_profile, "procs": cmd_procs}[args.mode](args)
