@@ -9,6 +9,7 @@ test over tasks): a change beyond noise, or a new reported model identity, is dr
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ def snapshot(rt: Runtime, skill: str, report: Report) -> dict[str, Any]:
             "config_digest": rt.cfg.digest(),
             "target": report.models.get("target"), "reported_models": sorted(rt.engine.reported_models),
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            # two baselines of one skill can be recorded within a second (a drift accepted right after it was
+            # reported): the nonce keeps them apart, so an issue about the first does not re-record the second
+            "nonce": secrets.token_hex(6),
             "val": {t["id"]: t["best"] for t in report.tasks.get("val", [])},
             "mean": (report.scores.get("val") or {}).get("best"), "samples": rt.cfg.gate.samples}
 
@@ -82,8 +86,10 @@ def min_tasks(alpha: float) -> int:
 
 
 def baseline_id(data: dict[str, Any]) -> str:
-    """Which baseline a drift verdict was measured against: the skill's hash and when it was recorded."""
-    return f"{str(data.get('skill_hash') or '')[:12]}@{data.get('recorded_at') or ''}"
+    """Which baseline a drift verdict was measured against: the skill's hash, when it was recorded and its nonce
+    (baselines stored before the nonce existed have none, and keep the id they had)."""
+    nonce = data.get("nonce")
+    return f"{str(data.get('skill_hash') or '')[:12]}@{data.get('recorded_at') or ''}" + (f"#{nonce}" if nonce else "")
 
 
 def rows(stored: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:

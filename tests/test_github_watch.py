@@ -236,6 +236,8 @@ def issue(open_: bool, closed_by: str | None = None, about: dict = BASE) -> watc
     (BASE, False, None, False, (False, "none")),
     (BASE, True, issue(True), True, (True, "close")),
     ({**BASE, "skill_hash": "bbb"}, True, issue(True), False, (True, "close")),  # a merged skill edit re-baselines
+    # the drift was accepted and recorded again within the same second: the issue is about the one before
+    ({**BASE, "nonce": "b2"}, False, issue(False, "alice", about={**BASE, "nonce": "b1"}), False, (False, "none")),
 ])
 def test_decide(stored, drifted, found, record, expect):
     plan = watch.decide(stored=stored, current=NOW, drifted=drifted, issue=found, record=record,
