@@ -206,8 +206,8 @@ def cmd_procs(a: argparse.Namespace) -> None:
                     ch.join()
                 wall = time.perf_counter() - t0
                 got[procs].append((ideal / wall, (_cpu_seconds(server.proc.pid) - server_cpu) / n * 1000))
-            print(f"  round {rnd + 1}: " + ", ".join(f"{k} process(es) {v[-1][0]:.3f} of ideal" for k, v in got.items()),
-                  file=sys.stderr, flush=True)
+            done = ", ".join(f"{k} process(es) {v[-1][0]:.3f} of ideal" for k, v in got.items())
+            print(f"  round {rnd + 1}: {done}", file=sys.stderr, flush=True)
     print(f"The bare client from one process and from two: {n} requests, concurrency {c} in all, "
           f"{a.latency * 1000:g} ms server (ideal {ideal:.2f} s), {a.rounds} interleaved rounds\n")
     print("| processes | " + " | ".join(f"round {i + 1}" for i in range(a.rounds))

@@ -166,3 +166,32 @@ def test_a_changed_report_shape_is_not_miscounted():
     assert methods.loop_decisions(per_edit) == (2, 1)
     with pytest.raises(KeyError, match="update loop_decisions"):
         methods.loop_decisions({"steps": [{"edits": []}]})
+
+
+# --------------------------------------------------------------------------- the gate's power / cost frontier
+
+
+def test_gate_frontier_reports_each_variant_and_a_real_gain_beats_noise(tmp_path, capsys):
+    import gate_frontier
+
+    out = tmp_path / "frontier.md"
+    variants = json.dumps([{"label": "default"}, {"label": "no early futility", "futility_z": 99.0}])
+    assert gate_frontier.main(["--trials", "30", "--cells", "equal:0.5", "--variants", variants,
+                               "--out", str(out)]) == 0
+    rows = _rows(out.read_text(), "default") + _rows(out.read_text(), "no early futility")
+    assert [r[1] for r in rows] == ["equal p0 0.5"] * 2
+    for row in rows:
+        neutral, plus10 = (float(c.rstrip("%")) for c in row[2:4])
+        assert plus10 > neutral + 30, row  # a +10-point rule is accepted far more often than a neutral edit
+        for cell in row[4:6]:
+            cand, inc = (int(x) for x in cell.split(" + "))
+            assert 40 <= cand <= 10 * 40 and cand == inc, row  # 1 to 10 samples per task, both sides alike
+    default_cost, never_cost = (int(r[4].split(" + ")[0]) for r in rows)
+    assert never_cost > default_cost  # futility stops neutral decisions early; without it they run longer
+
+
+def test_gate_frontier_refuses_an_unknown_setting():
+    import gate_frontier
+
+    with pytest.raises(SystemExit, match="unknown variant field.*futility"):
+        gate_frontier.settings_for({"futility": 2}, 0.05)
