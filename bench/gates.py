@@ -39,7 +39,7 @@ from skillopt_action import gate as gate_module
 from skillopt_action.config import Config, load_config
 from skillopt_action.evaluation import sequential_settings
 from skillopt_action.gate import GateSettings, compare
-from skillopt_action.search import planned_decisions
+from skillopt_action.search import planned_decisions, race_share, raced_looks
 from skillopt_action.sequential import SequentialResult, SequentialTest, confirmation_alpha
 
 FIXED_MODES = ("strict", "paired")
@@ -127,9 +127,11 @@ class SequentialGate:
         self.name = "sequential"
         self.rt = SimpleNamespace(cfg=cfg)  # what the loop's settings helpers read from a Runtime
         self.decisions_per_run = planned_decisions(self.rt, steps)  # type: ignore[arg-type]
+        # the loop's alpha units: a test the race stops after one early look spends that look's share only
+        self.units = self.decisions_per_run + raced_looks(self.rt, steps) * race_share(self.rt)  # type: ignore[arg-type]
         self.control = cfg.gate.control
         self.run_alpha = cfg.gate.alpha
-        self.alpha = cfg.gate.alpha / self.decisions_per_run if self.control == "decisions" else cfg.gate.alpha
+        self.alpha = cfg.gate.alpha / self.units if self.control == "decisions" else cfg.gate.alpha
         self.baseline_samples = 1  # the loop's baseline val measurement
         spent = (f"over {self.decisions_per_run} decisions ({self.alpha:.2g} each)" if self.control == "decisions"
                  else f"at each of {self.decisions_per_run} decisions and at the final confirmation (control final)")
@@ -143,7 +145,7 @@ class SequentialGate:
         """The loop's final confirmation on fresh samples of both skills: a mean gain (control decisions), or a
         test at the run's alpha (control final)."""
         fresh_start, fresh_final = Side(start.probs, start.key + ":fresh"), Side(final.probs, final.key + ":fresh")
-        alpha = (confirmation_alpha(self.run_alpha, self.decisions_per_run, self.alpha) if self.control == "final"
+        alpha = (confirmation_alpha(self.run_alpha, self.units, self.alpha) if self.control == "final"
                  else self.run_alpha)
         result = self._test(fresh_start, fresh_final, seed, alpha)
         if self.control == "final":

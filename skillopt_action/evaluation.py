@@ -143,12 +143,29 @@ def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: Sequen
     samples are free). `offset` shifts the sample indices (fresh samples for a confirmation); `engine` runs
     another target than the config's (a transfer check); `feedback`, when given, receives the scorers' feedback on
     each side's lowest-numbered sample of every task; `tasks` limits the test to some val tasks (default: all)."""
-    test = SequentialTest([t.id for t in (rt.splits["val"] if tasks is None else tasks)], settings,
+    test = start_sequential(rt, settings, rounds_done=rounds_done, tasks=tasks)
+    spent = advance_sequential(rt, test, incumbent, candidate, label, offset=offset, engine=engine,
+                               feedback=feedback)
+    assert test.result is not None
+    return test.result, spent
+
+
+def start_sequential(rt: Runtime, settings: SequentialSettings, *, rounds_done: int = 0,
+                     tasks: list[Task] | None = None) -> SequentialTest:
+    """A sequential val decision over `tasks` (default: all val tasks), before any sample."""
+    return SequentialTest([t.id for t in (rt.splits["val"] if tasks is None else tasks)], settings,
                           rounds_done=rounds_done)
+
+
+def advance_sequential(rt: Runtime, test: SequentialTest, incumbent: str, candidate: str, label: str, *,
+                       until_round: int | None = None, offset: int = 0, engine: RolloutEngine | None = None,
+                       feedback: dict[tuple[str, str], str] | None = None) -> int:
+    """Draw samples and take looks until the decision is made, or (with `until_round`) until that many rounds
+    were taken; returns the target calls paid for."""
     texts = {"incumbent": incumbent, "candidate": candidate}
     engine = engine or rt.engine
     before = rt.ledger.role_calls("target")
-    while test.result is None:
+    while test.result is None and (until_round is None or test.r < until_round):
         requests = test.next_requests()
         if requests:
             jobs = [(texts[side], rt.by_id[tid], offset + idx) for side, tid, idx in requests]
@@ -157,7 +174,7 @@ def run_sequential(rt: Runtime, incumbent: str, candidate: str, settings: Sequen
                 if feedback is not None and ((side, tid) not in feedback or idx == 0):
                     feedback[(side, tid)] = r.score.feedback()
         test.look()
-    return test.result, rt.ledger.role_calls("target") - before
+    return rt.ledger.role_calls("target") - before
 
 
 def sequential_scores(result: SequentialResult, kept: bool = True) -> dict:

@@ -32,7 +32,7 @@ from .report import Report, build_report
 from .rollout import skill_hash, split_mean
 from .runtime import Runtime, read_memory, read_state, write_json
 from .screen import screen
-from .search import planned_decisions
+from .search import planned_decisions, race_share, raced_looks
 from .search import step as search_step
 from .sequential import confirmation_alpha, power_hint
 from .transfer import check_transfer
@@ -159,15 +159,18 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
         write_json(state_path, state)
 
     n_decisions = planned_decisions(rt, total_steps) + extra_decisions(rt, epochs, total_steps)
-    decision_alpha = cfg.gate.alpha / n_decisions if cfg.gate.control == "decisions" else cfg.gate.alpha
-    confirm_alpha = (confirmation_alpha(cfg.gate.alpha, n_decisions, decision_alpha)
+    n_raced = raced_looks(rt, total_steps) if sequential else 0
+    units = n_decisions + n_raced * race_share(rt)  # a raced-out test spends one early look's share of its alpha
+    decision_alpha = cfg.gate.alpha / units if cfg.gate.control == "decisions" else cfg.gate.alpha
+    confirm_alpha = (confirmation_alpha(cfg.gate.alpha, units, decision_alpha)
                      if cfg.gate.control == "final" else cfg.gate.alpha)
     if cfg.loop.description.train:
         check_training(rt, baseline)
     if sequential:
-        where = (f"split over at most {n_decisions} decision(s) ({decision_alpha:.2g} each)"
+        raced = f" and {n_raced} first look(s) the race can stop" if n_raced else ""
+        where = (f"split over at most {n_decisions} decision(s){raced} ({decision_alpha:.2g} each)"
                  if cfg.gate.control == "decisions" else
-                 f"at each of at most {n_decisions} decision(s), and the final skill must pass a test at "
+                 f"at each of at most {n_decisions} decision(s){raced}, and the final skill must pass a test at "
                  f"{confirm_alpha:.2g} against the starting skill on fresh samples (alpha over the chance that any "
                  "decision accepts a do-nothing edit)")
         log(f"gate sequential: run alpha {cfg.gate.alpha:g} {where}, rounds of {list(cfg.gate.schedule)} sample(s) "
@@ -260,7 +263,7 @@ def optimize(rt: Runtime, *, skill_text: str | None = None, epochs: int | None =
                           steps=state["steps"], diff=diff, changed_lines=added + removed,
                           epochs=epochs, total_steps=total_steps,
                           search=_search_summary(state["steps"], cfg.gate.alpha, decision_alpha, confirmation,
-                                                 cfg.gate.control, confirm_alpha, n_decisions)
+                                                 cfg.gate.control, confirm_alpha, n_decisions, n_raced)
                           if sequential else None, ablation=ablation, transfer=transfer, regressions=worse)
     return report, baseline, best
 
@@ -305,7 +308,7 @@ def _confirm(rt: Runtime, baseline: str, best: str, alpha: float) -> tuple[dict,
 
 def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, confirmation: dict | None,
                     control: str = "decisions", confirm_alpha: float | None = None,
-                    planned: int | None = None) -> dict:
+                    planned: int | None = None, raced: int = 0) -> dict:
     decisions = [d for s in steps for d in s.get("decisions", [])]
     screened = sum((s.get("screening") or {}).get("screened_out", 0) for s in steps)
     screen_cost = sum((s.get("screening") or {}).get("rollouts", 0) for s in steps)
@@ -323,6 +326,8 @@ def _search_summary(steps: list[dict], run_alpha: float, decision_alpha: float, 
         "run_alpha": run_alpha, "decision_alpha": decision_alpha,
         "confirm_alpha": run_alpha if confirm_alpha is None else round(confirm_alpha, 6),
         "planned_decisions": planned,
+        "raced_looks": raced,
+        "stopped_by_race": sum(1 for d in decisions if d.get("boundary") == "race"),
         "control": control,
         "false_accept_bound": round(spent if control == "decisions" else run_alpha, 6),
         "confirmation": confirmation,

@@ -27,21 +27,38 @@ import random
 from typing import Any
 
 from . import package
-from .evaluation import run_sequential, sequential_settings
+from .evaluation import advance_sequential, run_sequential, sequential_settings, start_sequential
 from .evidence import EvidenceMemory
 from .reflect import merge, reflect
 from .rollout import skill_hash
 from .runtime import Runtime
 from .screen import screen
-from .sequential import SequentialResult
+from .sequential import EARLY_SPEND, SequentialResult, SequentialTest
 from .triggering import body_val
 from .types import Edit, Task
 
 
 def planned_decisions(rt: Runtime, total_steps: int) -> int:
-    """The most val decisions a run can make: the run's alpha is split evenly across them (Bonferroni)."""
+    """The most val decisions a run can take to their end: the run's alpha is split evenly across them
+    (Bonferroni)."""
     g, budget = rt.cfg.gate, rt.cfg.loop.edit_budget
     return sum(min(g.decisions, budget.at(s, total_steps)[0]) for s in range(total_steps)) or 1
+
+
+def raced_looks(rt: Runtime, total_steps: int) -> int:
+    """The most tests a run can stop after one early look because other candidates of their step led (the race):
+    each spends at most one early look's share of its alpha."""
+    g, budget = rt.cfg.gate, rt.cfg.loop.edit_budget
+    if len(g.schedule) < 2:
+        return 0  # a one-look test has no early look: every test is a whole decision
+    return sum(max(0, rt.cfg.loop.candidates - min(g.decisions, budget.at(s, total_steps)[0]))
+               for s in range(total_steps))
+
+
+def race_share(rt: Runtime) -> float:
+    """The share of a decision's alpha one early look spends (what a test stopped by the race has spent)."""
+    k = len(rt.cfg.gate.schedule)
+    return EARLY_SPEND / (k - 1) if k > 1 else 1.0
 
 
 def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: str, memory: EvidenceMemory,
@@ -95,28 +112,59 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
             memory.add(e, current_hash, "screened_out", delta=row["screen"]["delta"], step=n,
                        reason="worse on its screening tasks", rollouts=row["screen"]["rollouts"])
 
-    decisions = 0
     accepted: list[tuple[dict[str, Any], SequentialResult]] = []
-    # the most promising first: the step's few val decisions go to the candidates that gained most in screening
-    for row in sorted(candidates, key=lambda r: -(r["screen"] or {}).get("delta", 0.0)):
-        if row["verdict"] is not None:
-            continue
-        if decisions >= min(cfg.gate.decisions, max_ops):
-            row["verdict"] = "not_tested"
-            row["reason"] = f"this step's {min(cfg.gate.decisions, max_ops)} val decision(s) were used"
-            continue
-        decisions += 1
+    slots = min(cfg.gate.decisions, max_ops)
+    decisions = 0
+
+    def finish(row: dict[str, Any], test: SequentialTest, spent: int, resume: int) -> None:
+        result = test.result
+        assert result is not None
         edit = Edit.from_dict(row["edit"])
-        resume = memory.rounds_done(edit, current_hash)
-        settings = sequential_settings(rt, decision_alpha, seed=step_index * 100 + decisions)
-        result, spent = run_sequential(rt, current, row["_text"], settings, f"step{n}:val:edit{decisions}",
-                                       rounds_done=resume, tasks=body_val(rt))
         row["gate"] = {**result.to_dict(), "rollouts": spent, "resumed_from_round": resume}
         row["verdict"] = result.verdict
         memory.add(edit, current_hash, result.verdict, delta=result.delta, p_value=result.p_value,
                    rounds=result.rounds, step=n, reason=result.reason, rollouts=spent)
         if result.accepted:
             accepted.append((row, result))
+
+    # The race: every screened candidate takes the next look of its test (its first, or the one after those an
+    # earlier test of the same edit against this skill took). A look can end a test by itself (a clear gain, a
+    # harm, or a gain worth finding ruled out); of the others only the step's `slots` best by the gain at that look
+    # go on to the end of their tests, the rest stop there as inconclusive (resumable if proposed again). Stopping
+    # a test early never raises its false-accept rate, and val says far more than a few screening tasks.
+    # The most promising go first: a resumed test whose next look is its last takes a slot without racing.
+    racing: list[tuple[dict[str, Any], SequentialTest, int, int, str]] = []
+    for row in sorted(candidates, key=lambda r: -(r["screen"] or {}).get("delta", 0.0)):
+        if row["verdict"] is not None:
+            continue
+        edit = Edit.from_dict(row["edit"])
+        resume = memory.rounds_done(edit, current_hash)
+        decisions += 1
+        settings = sequential_settings(rt, decision_alpha, seed=step_index * 100 + decisions)
+        test = start_sequential(rt, settings, rounds_done=resume, tasks=body_val(rt))
+        label = f"step{n}:val:edit{decisions}"
+        if test.result is None and test.next_look_is_last:
+            if slots <= 0:
+                row["verdict"] = "not_tested"
+                row["reason"] = f"this step's {min(cfg.gate.decisions, max_ops)} val decision(s) were used"
+                decisions -= 1
+                continue
+            slots -= 1
+            finish(row, test, advance_sequential(rt, test, current, row["_text"], label), resume)
+            continue
+        spent = advance_sequential(rt, test, current, row["_text"], label, until_round=resume + 1)
+        if test.result is not None:
+            finish(row, test, spent, resume)
+        else:
+            racing.append((row, test, spent, resume, label))
+    racing.sort(key=lambda x: -x[1].interim_delta)
+    for i, (row, test, spent, resume, label) in enumerate(racing):
+        if i < slots:
+            spent += advance_sequential(rt, test, current, row["_text"], label)
+        else:
+            test.pause(f"stopped after round {test.r}: {test.interim_delta:+.3f} mean gain, not among this step's "
+                       f"{slots} best candidate(s) at that look (the edit can be proposed again: its test resumes)")
+        finish(row, test, spent, resume)
 
     new_skill, combination = _combine(rt, n, current, accepted, max_ops, max_lines, decision_alpha)
     for row in candidates:

@@ -153,6 +153,7 @@ class SequentialTest:
         self.r = 0  # the round whose samples are collected next
         self.first_look = max(0, rounds_done)
         self.result: SequentialResult | None = None
+        self.last: dict | None = None  # the statistics of the last look taken (None before the first)
         if self.first_look >= len(settings.schedule):
             self._finish_without_looks()
 
@@ -179,6 +180,7 @@ class SequentialTest:
         if r < self.first_look:  # replaying a resumed decision: that look was taken before
             return None
         st = self._stats()
+        self.last = st
         s = self.settings
         spent = s.alpha * sum(s.spend[self.first_look: r + 1])
         alpha_r = s.alpha * s.spend[r]
@@ -231,6 +233,26 @@ class SequentialTest:
                                 f"rejected after round {r + 1}: inconclusive, {st['delta']:+.3f} mean gain over "
                                 f"{n} tasks ({'; '.join(why) or 'more samples cannot change it'})")
         return None
+
+    @property
+    def interim_delta(self) -> float:
+        """The mean gain at the last look taken (0.0 before any)."""
+        return float(self.last["delta"]) if self.last else 0.0
+
+    @property
+    def next_look_is_last(self) -> bool:
+        return self.result is None and self.r >= len(self.settings.schedule) - 1
+
+    def pause(self, reason: str) -> SequentialResult:
+        """End the decision here without accepting (the caller chose not to spend more on it): an inconclusive
+        verdict at the rounds taken, which a later test of the same pair can resume (`rounds_done`). Stopping a
+        test early never raises its false-accept rate."""
+        if self.result is not None:
+            return self.result
+        if self.last is None:
+            raise ValueError("pause() needs at least one look")
+        spent = self.settings.alpha * sum(self.settings.spend[self.first_look: self.r])
+        return self._decide(False, "inconclusive", "race", self.last, spent, reason)
 
     # ---- internals
 
@@ -367,12 +389,12 @@ def stratified_p(strata: list[tuple[list[int], list[int]]]) -> tuple[float, floa
     return float(Fraction(upper, total_ways)), float(Fraction(lower, total_ways))
 
 
-def decision_alpha(run_alpha: float, planned_decisions: int) -> float:
+def decision_alpha(run_alpha: float, planned_decisions: float) -> float:
     """Each decision's share of the run's false-accept budget (Bonferroni)."""
     return run_alpha / max(1, planned_decisions)
 
 
-def confirmation_alpha(run_alpha: float, planned_decisions: int, decision_alpha: float) -> float:
+def confirmation_alpha(run_alpha: float, planned_decisions: float, decision_alpha: float) -> float:
     """The level of the run's final confirmation under `gate.control: final`.
 
     A run whose edits all do nothing ships a change only if some decision accepts one (a chance of at most

@@ -15,6 +15,7 @@ from skillopt_action import api
 from skillopt_action.ablation import run_ablation
 from skillopt_action.errors import ConfigError
 from skillopt_action.evidence import EvidenceMemory
+from skillopt_action.sequential import EARLY_SPEND
 from skillopt_action.types import Edit
 
 CAPITAL = {c.split(":")[0]: c.split(":")[1] for c in COUNTRIES}
@@ -65,13 +66,42 @@ def test_a_harmful_rider_cannot_ship_with_a_helpful_rule(tmp_path):
     assert HELP_A in result.best_skill and RIDER not in result.best_skill and NEUTRAL not in result.best_skill
     step = result.report.steps[0]
     verdicts = {c["edit"]["content"]: c["verdict"] for c in step["candidates"]}
-    # each edit was judged on its own: the rule passed, the rider changed nothing for the better, and the step's two
-    # val decisions were used before the neutral line's turn
-    assert verdicts == {HELP_A: "accepted", RIDER: "not_better", NEUTRAL: "not_tested"}
+    # each edit was judged on its own: the rule passed, the rider changed nothing for the better, and the neutral
+    # line, no better than the rider at the first look, was stopped there by the race for the step's two slots
+    assert verdicts == {HELP_A: "accepted", RIDER: "not_better", NEUTRAL: "inconclusive"}
+    raced = next(c for c in step["candidates"] if c["edit"]["content"] == NEUTRAL)["gate"]
+    assert raced["boundary"] == "race" and raced["rounds"] == 1 and result.report.search["stopped_by_race"] == 1
     rejected = {e["content"]: e["why"] for e in result.report.rejected_edits}
     assert RIDER in rejected and NEUTRAL in rejected
     md = result.report.to_markdown()
     assert RIDER in md and HELP_A in md, "every tried edit is shown with its text"
+
+
+HELP_VAL = "- Reply with the bare city name for Peru, Kenya, Norway and Chile."  # val countries only
+
+
+def test_the_race_finds_a_rule_that_screening_cannot_see(tmp_path):
+    """More candidates than val decisions: every one takes the first look of its test on val, and the leaders go
+    on. A rule that helps only val tasks looks like the neutral lines on the train tasks of its screening, comes
+    last in that order, and would not have been tested; at the first look on val it leads."""
+    def responder(req):
+        if "You improve a skill document" in req.system:
+            return Text(json.dumps({"analysis": "x", "edits": [{"op": "add", "anchor": "## Answering", "content": r}
+                                                               for r in (NEUTRAL, "- Keep it short.", HELP_VAL)]}))
+        country = re.search(r"capital of (\w+)", req.last_user_text).group(1)
+        if country in ("Peru", "Kenya", "Norway", "Chile") and "Peru, Kenya" in req.system:
+            return Text(CAPITAL[country])
+        return Text(f"The capital of {country} is {CAPITAL[country]}.")
+
+    result, _ = optimize(tmp_path, responder)
+    step = result.report.steps[0]
+    rows = {c["edit"]["content"]: c for c in step["candidates"]}
+    assert {c["screen"]["delta"] for c in rows.values()} == {0.0}, "screening cannot tell them apart"
+    assert rows[HELP_VAL]["verdict"] == "accepted" and HELP_VAL in result.best_skill
+    raced = [c for c in rows.values() if c["gate"]["boundary"] == "race"]
+    assert len(raced) == 1 and raced[0]["gate"]["rounds"] == 1 and raced[0]["verdict"] == "inconclusive"
+    assert "not among this step's 2 best" in raced[0]["gate"]["reason"]
+    assert result.report.search["stopped_by_race"] == 1 and result.report.search["raced_looks"] > 0
 
 
 def test_the_bundle_gate_loses_the_helpful_rule_to_its_rider(tmp_path):
@@ -284,7 +314,7 @@ def test_gate_control_says_where_the_runs_alpha_is_spent(tmp_path, control):
     else:  # every decision at alpha; the final skill had to pass a test on fresh samples at alpha over the chance
         # that any of the run's planned decisions accepts a do-nothing edit
         assert decision["alpha"] == pytest.approx(0.1) and search["false_accept_bound"] == pytest.approx(0.1)
-        planned = search["planned_decisions"]
+        planned = search["planned_decisions"] + search["raced_looks"] * EARLY_SPEND / 3  # a raced look: 1 of 3 early
         assert planned >= 1 and search["confirm_alpha"] == pytest.approx(min(0.2, 0.1 / min(1.0, planned * 0.1)))
         assert confirmation["verdict"] == "accepted" and confirmation["alpha"] == pytest.approx(search["confirm_alpha"])
     assert confirmation["confirmed"] and HELP_A in result.best_skill
