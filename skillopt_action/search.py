@@ -11,9 +11,12 @@
    candidates; the train rollouts themselves were picked for their outcome and would bias the comparison).
    Candidates that do worse there stop; the rest go on, the largest screening gain first. This costs a few
    rollouts per candidate instead of a val decision.
-5. Val decisions: up to `gate.decisions` screened candidates per step, each a sequential test against the
-   current skill (sequential.py) at its share of the run's alpha. Incumbent samples are cached and reused. An
-   edit tested before against this skill resumes its test instead of starting over.
+5. Val decisions, as a race: every screened candidate takes the next look of its sequential test against the
+   current skill (sequential.py; its first look, unless an earlier test of the edit against this skill took
+   some); a look can end a test by itself. Of the tests still open, the `gate.decisions` best by the gain at that
+   look go on to their end; the others stop there as inconclusive, resumable. Stopping early never raises a
+   test's false-accept rate, and the run's alpha counts each raced look at its share (`raced_looks`).
+   Incumbent samples are cached and reused.
 6. The accepted edits are combined greedily (largest estimated gain first, within the step's edit budget); a
    combination of two or more must itself pass a confirmation test against the current skill, else the single
    best accepted edit is kept.
