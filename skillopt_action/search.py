@@ -9,7 +9,9 @@
 4. Screening: each candidate is scored on the train tasks that motivated it plus `loop.screen_size` other tasks
    of this step's minibatch, against fresh samples of the incumbent on the same tasks (shared by the step's
    candidates; the train rollouts themselves were picked for their outcome and would bias the comparison).
-   Candidates that do worse there stop; the rest go on, the largest screening gain first. This costs a few
+   Candidates that do worse there beyond noise stop (the incumbent wins more of the tasks whose outcome differs,
+   and a sign test puts that at `SCREEN_ALPHA` or below: one task of seven is noise, and dropping on it lost a
+   fifth of the real +10-point rules); the rest go on, the largest screening gain first. This costs a few
    rollouts per candidate instead of a val decision.
 5. Val decisions, as a race: every screened candidate takes the next look of its sequential test against the
    current skill (sequential.py; its first look, unless an earlier test of the edit against this skill took
@@ -27,6 +29,7 @@ Every decision leaves a record in the evidence memory and in the step record of 
 from __future__ import annotations
 
 import random
+from math import comb
 from typing import Any
 
 from . import package
@@ -39,6 +42,8 @@ from .screen import screen
 from .sequential import EARLY_SPEND, SequentialResult, SequentialTest
 from .triggering import body_val
 from .types import Edit, Task
+
+SCREEN_ALPHA = 0.25  # screening drops an edit only when it is worse beyond noise: a sign test at this level
 
 
 def planned_decisions(rt: Runtime, total_steps: int) -> int:
@@ -113,7 +118,7 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
         if not row["screen"]["passed"]:
             row["verdict"] = "screened_out"
             memory.add(e, current_hash, "screened_out", delta=row["screen"]["delta"], step=n,
-                       reason="worse on its screening tasks", rollouts=row["screen"]["rollouts"])
+                       reason="worse on its screening tasks beyond noise", rollouts=row["screen"]["rollouts"])
 
     accepted: list[tuple[dict[str, Any], SequentialResult]] = []
     slots = min(cfg.gate.decisions, max_ops)
@@ -218,11 +223,29 @@ def _screen(rt: Runtime, n: int, edit: Edit, text: str, current: str, batch: lis
     before = rt.ledger.role_calls("target")
     rs = rt.engine.run_samples([(text, t, 0) for t in tasks] + [(current, t, 1) for t in tasks],
                                label=f"step{n}:screen")
-    cand_sum = sum(r.score.score for r in rs[: len(tasks)])
-    inc_sum = sum(r.score.score for r in rs[len(tasks):])
-    return {"tasks": [t.id for t in tasks], "incumbent": round(inc_sum / len(tasks), 4),
-            "candidate": round(cand_sum / len(tasks), 4), "delta": round((cand_sum - inc_sum) / len(tasks), 4),
-            "passed": cand_sum >= inc_sum - 1e-9, "rollouts": rt.ledger.role_calls("target") - before}
+    cand = [r.score.score for r in rs[: len(tasks)]]
+    inc = [r.score.score for r in rs[len(tasks):]]
+    worse = sum(1 for c, i in zip(cand, inc, strict=True) if c < i - 1e-9)
+    better = sum(1 for c, i in zip(cand, inc, strict=True) if c > i + 1e-9)
+    p_worse = sign_test_p(worse, better)
+    return {"tasks": [t.id for t in tasks], "incumbent": round(sum(inc) / len(tasks), 4),
+            "candidate": round(sum(cand) / len(tasks), 4), "delta": round((sum(cand) - sum(inc)) / len(tasks), 4),
+            "worse": worse, "better": better, "p_worse": round(p_worse, 4),
+            "passed": screen_passes(worse, better),
+            "rollouts": rt.ledger.role_calls("target") - before}
+
+
+def screen_passes(worse: int, better: int) -> bool:
+    """Whether a candidate that did worse than the incumbent on `worse` screening tasks and better on `better`
+    goes on: it stops only when it is worse beyond noise."""
+    return not (worse > better and sign_test_p(worse, better) <= SCREEN_ALPHA)
+
+
+def sign_test_p(worse: int, better: int) -> float:
+    """One-sided sign test over the screening tasks whose outcome differs: the chance, if the edit changed nothing,
+    that the incumbent wins at least `worse` of them."""
+    n = worse + better
+    return sum(comb(n, k) for k in range(worse, n + 1)) / 2 ** n if n else 1.0
 
 
 def _combine(rt: Runtime, n: int, current: str, accepted: list[tuple[dict[str, Any], SequentialResult]],

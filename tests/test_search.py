@@ -4,6 +4,7 @@ riders cannot ship with helpful rules, accepted edits are combined and confirmed
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -15,6 +16,7 @@ from skillopt_action import api
 from skillopt_action.ablation import run_ablation
 from skillopt_action.errors import ConfigError
 from skillopt_action.evidence import EvidenceMemory
+from skillopt_action.search import screen_passes
 from skillopt_action.sequential import EARLY_SPEND
 from skillopt_action.types import Edit
 
@@ -328,3 +330,27 @@ def test_gate_control_final_needs_the_final_confirmation(tmp_path):
             api.validate(cfg)
     text = str(err.value)
     assert "skillopt.yml" in text and "gate.confirm: true" in text
+
+
+def test_screening_stops_an_edit_only_when_it_is_worse_beyond_noise():
+    """Seven screening tasks, one sample each, at a 15 % success rate: one task going the other way is noise.
+    Dropping on it cost a fifth of the real +10-point rules before they reached val."""
+    assert screen_passes(1, 0) and screen_passes(3, 1) and screen_passes(2, 2)
+    assert not screen_passes(2, 0) and not screen_passes(4, 1)
+
+    def pass_rate(p_applied, rule, trials=4000):
+        rng, kept = random.Random(5), 0
+        for _ in range(trials):
+            worse = better = 0
+            for _task in range(7):  # a rule applies to half the tasks
+                c = rng.random() < (p_applied if rng.random() < 0.5 else 0.15)
+                i = rng.random() < 0.15
+                worse, better = worse + (i and not c), better + (c and not i)
+            kept += rule(worse, better)
+        return kept / trials
+
+    def one_task_rule(w, b):
+        return w <= b
+
+    assert pass_rate(0.35, screen_passes) >= 0.9 > 0.85 > pass_rate(0.35, one_task_rule)  # a +10-point rule
+    assert pass_rate(0.09, screen_passes) < pass_rate(0.35, screen_passes)  # a harmful rule passes less often
