@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 
 from . import package
@@ -288,7 +289,8 @@ def _confirm(rt: Runtime, baseline: str, best: str, alpha: float) -> tuple[dict,
     (a mean gain > 0 on samples no decision has seen) or, with `gate.control: final`, pass the sequential test at
     `alpha` (sequential.confirmation_alpha: the run's alpha over the chance that any decision accepted a
     do-nothing edit); if it does not, the run proposes nothing."""
-    settings = sequential_settings(rt, alpha, seed=424242)
+    # no early futility stop: a single test per run, and a real gain dropped at an early look would cost the run
+    settings = replace(sequential_settings(rt, alpha, seed=424242), futility=False)
     feedback: dict[tuple[str, str], str] = {}
     result, spent = run_sequential(rt, baseline, best, settings, "final:val:confirm", offset=CONFIRM_OFFSET,
                                    feedback=feedback)

@@ -41,6 +41,10 @@ Stopping
   true gain is behind after one sample per task one time in eight). The last round always ends the decision;
 - a candidate whose gain is significantly negative (`harm_alpha`) is reported as harmful.
 
+With `futility=False` (the run's final confirmation) the early looks stop only for efficacy or harm: one test per
+run, where a real gain dropped early would cost the whole run's finding, and where the extra samples are paid
+only when the final skill is not clearly better.
+
 A decision can be resumed (`rounds_done`): re-proposing an inconclusive edit against the same incumbent
 continues its test where it stopped, with the samples already drawn and the looks it has left. The alpha is
 not reset, so proposing the same edit again cannot fish for noise.
@@ -78,6 +82,9 @@ class SequentialSettings:
     effect: float | None = None
     futility_z: float = 2.0
     freeze: int = 1  # a task whose pooled outcomes are all equal after this many samples per skill gets no more
+    # False: the early looks never stop for futility, only for efficacy or harm (the run's final confirmation: a
+    # single test per run, where dropping a real gain early costs the whole run's finding)
+    futility: bool = True
 
     def __post_init__(self) -> None:
         if not self.schedule or list(self.schedule) != sorted(set(self.schedule)) or self.schedule[0] < 1:
@@ -208,7 +215,7 @@ class SequentialTest:
                                 f"rejected at round {r + 1}: harmful, {st['delta']:+.3f} mean change over {n} tasks "
                                 f"({st['losses']} worse, {st['wins']} better), p(worse)={fmt_p(st['p_harm'])}")
         final = last or not any(self._varies(t) for t in self.tasks)
-        if s.effect is not None and not final:
+        if s.effect is not None and not final and s.futility:
             upper = st["delta"] + s.futility_z * st["se"]
             if upper < s.effect - TOL:
                 verdict = "not_better" if st["delta"] <= TOL else "inconclusive"
@@ -216,7 +223,7 @@ class SequentialTest:
                                     f"rejected at round {r + 1}: a gain of {s.effect:.3f} is ruled out, "
                                     f"{st['delta']:+.3f} mean change over {n} tasks ({st['wins']} better, "
                                     f"{st['losses']} worse; upper bound {upper:+.3f})")
-        if st["delta"] <= TOL and (s.effect is None or final):  # without an effect: stop once it is not ahead
+        if st["delta"] <= TOL and (final or (s.effect is None and s.futility)):  # no effect: stop once not ahead
             return self._decide(False, "not_better", "futility", st, spent,
                                 f"rejected at round {r + 1}: not better, {st['delta']:+.3f} mean change over {n} "
                                 f"tasks ({st['wins']} better, {st['losses']} worse)")

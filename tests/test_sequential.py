@@ -256,3 +256,19 @@ def test_the_confirmation_level_keeps_the_runs_bound():
     assert confirmation_alpha(0.05, 12, 0.05) * min(1.0, 12 * 0.05) == pytest.approx(0.05)
     assert confirmation_alpha(0.05, 40, 0.05) == 0.05  # enough decisions: the union bound is 1
     assert confirmation_alpha(0.05, 1, 0.01) == 0.1  # capped at twice the run's alpha
+
+
+def test_without_early_futility_only_efficacy_or_harm_stops_an_early_look():
+    # a real +10 rule (p 0.15 -> 0.35 on half the tasks) behind at the first look is dropped there by the effect
+    # rule one time in a few dozen; the final confirmation (futility=False) keeps testing it
+    ps = [0.15] * 40
+    pc = [0.35 if i % 2 == 0 else 0.15 for i in range(40)]
+    with_futility = [run(ps, pc, loop_settings(), seed=trial)[0] for trial in range(80)]
+    without = [run(ps, pc, loop_settings(futility=False), seed=trial)[0] for trial in range(80)]
+    early = [r for r in with_futility if r.boundary == "futility" and r.rounds < 4]
+    assert early, "some decisions stop early for futility with the loop's settings"
+    assert not any(r.boundary == "futility" and r.rounds < 4 for r in without)
+    assert sum(r.accepted for r in without) > sum(r.accepted for r in with_futility)
+    # a clearly worse edit still stops early, as harmful
+    worse, _ = run([0.5] * 40, [0.5] * 20 + [0.0] * 20, loop_settings(futility=False), seed=4)
+    assert worse.verdict == "harmful" and worse.rounds <= 2
