@@ -193,5 +193,5 @@ def test_gate_frontier_reports_each_variant_and_a_real_gain_beats_noise(tmp_path
 def test_gate_frontier_refuses_an_unknown_setting():
     import gate_frontier
 
-    with pytest.raises(SystemExit, match="unknown variant field.*futility"):
-        gate_frontier.settings_for({"futility": 2}, 0.05)
+    with pytest.raises(SystemExit, match="unknown variant field.*stop_early"):
+        gate_frontier.settings_for({"stop_early": 2}, 0.05)
