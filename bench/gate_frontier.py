@@ -27,13 +27,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+from gates import loop_config  # noqa: E402
 from sim import World, base_probabilities  # noqa: E402
 
-from skillopt_action.sequential import EARLY_SPEND, FREEZE, SequentialSettings, SequentialTest  # noqa: E402
+from skillopt_action.evaluation import sequential_settings  # noqa: E402
+from skillopt_action.sequential import SequentialSettings, SequentialTest  # noqa: E402
 
 N_TASKS = 40
 DEFAULT_VARIANTS = [
@@ -46,18 +49,19 @@ DEFAULT_VARIANTS = [
 
 
 def settings_for(variant: dict, alpha: float) -> SequentialSettings:
-    """The loop's decision settings with the variant's fields changed (unknown fields are an error)."""
+    """The loop's decision settings (`evaluation.sequential_settings` for a config whose `gate:` block has the
+    variant's schedule) with the variant's other fields changed (unknown fields are an error)."""
     names = {f.name for f in fields(SequentialSettings)}
     bad = sorted(set(variant) - names - {"label", "early"})
     if bad:
         raise SystemExit(f"gate_frontier: unknown variant field(s) {', '.join(bad)}; use fields of "
                          f"SequentialSettings ({', '.join(sorted(names))}) or `early`")
-    schedule = tuple(variant.get("schedule", (1, 3, 6, 10)))
-    early = float(variant.get("early", EARLY_SPEND))
-    k = len(schedule)
-    spend = (1.0,) if k == 1 else (*[early / (k - 1)] * (k - 1), 1.0 - early)
-    base = SequentialSettings(alpha=alpha, schedule=schedule, spend=spend, effect=0.1, freeze=min(FREEZE, schedule[-1]))
+    gate = {"schedule": list(variant["schedule"])} if "schedule" in variant else {}
+    base = sequential_settings(SimpleNamespace(cfg=loop_config(gate)), alpha, seed=0)  # type: ignore[arg-type]
     given = {key: (tuple(v) if isinstance(v, list) else v) for key, v in variant.items() if key in names}
+    if "early" in variant:  # the early looks' share of the alpha, split evenly over them
+        k, early = len(base.schedule), float(variant["early"])
+        given.setdefault("spend", (1.0,) if k == 1 else (*[early / (k - 1)] * (k - 1), 1.0 - early))
     return replace(base, **given)
 
 

@@ -39,7 +39,7 @@ from .reflect import merge, reflect
 from .rollout import skill_hash
 from .runtime import Runtime
 from .screen import screen
-from .sequential import EARLY_SPEND, SequentialResult, SequentialTest
+from .sequential import SequentialResult, SequentialTest
 from .triggering import body_val
 from .types import Edit, Task
 
@@ -65,8 +65,7 @@ def raced_looks(rt: Runtime, total_steps: int) -> int:
 
 def race_share(rt: Runtime) -> float:
     """The share of a decision's alpha one early look spends (what a test stopped by the race has spent)."""
-    k = len(rt.cfg.gate.schedule)
-    return EARLY_SPEND / (k - 1) if k > 1 else 1.0
+    return sequential_settings(rt, rt.cfg.gate.alpha, seed=0).spend[0]  # a share: the same at any alpha
 
 
 def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: str, memory: EvidenceMemory,
