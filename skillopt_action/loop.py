@@ -53,7 +53,12 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
         k = cfg.gate.schedule[-1]
         screening = cfg.loop.candidates * batch  # each candidate on at most the whole minibatch
         decisions = min(cfg.gate.decisions, cfg.loop.edit_budget.ops)
-        per_step = batch + screening + decisions * 2 * n_val * k + (n_val * k if decisions > 1 else 0)
+        # the race: every other candidate takes one look of its test, at most the last early one (a resumed test);
+        # the incumbent's side of that look is among the decisions' samples
+        early = cfg.gate.schedule[-2] if len(cfg.gate.schedule) > 1 else 0
+        raced = max(0, cfg.loop.candidates - decisions) * n_val * early
+        per_step = (batch + screening + decisions * 2 * n_val * k + (n_val * k if decisions > 1 else 0)
+                    + raced)
         baseline, final = n_val, 2 * n_val * k + 2 * n_test * s
     else:
         per_step = batch + n_val * s
