@@ -400,7 +400,7 @@ def load_config(path: str | Path | None = None, skill_name: str | None = None) -
     g = raw.get("gate") or {}
     try:
         given = {k: g[k] for k in ("mode", "samples", "min_delta", "alpha", "test", "resamples", "decisions",
-                                   "task_alpha", "confirm", "no_regression", "control", "effect") if k in g}
+                                   "task_alpha", "confirm", "no_regression", "control", "effect", "design") if k in g}
         if "schedule" in g:
             given["schedule"] = tuple(g["schedule"])
         gate = GateSettings(**{"mode": "sequential", "alpha": 0.05, **given}, seed=int(splits.get("seed", 0)))

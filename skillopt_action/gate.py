@@ -75,6 +75,7 @@ __all__ = [
 
 MODES = ("paired", "strict", "sequential")
 TESTS = ("permutation", "bootstrap")
+DESIGNS = ("separate", "factorial")  # sequential: how a step's candidates draw their val samples (factorial.py)
 CONTROLS = ("decisions", "final")  # sequential: where the run's alpha is spent
 
 # Up to this many non-zero deltas the sign-flip p-value is computed exactly.
@@ -109,10 +110,15 @@ class GateSettings:
     # sequential: the smallest mean gain worth finding; an early look stops for futility once the data rule it out
     # (None: stop as soon as the candidate is not ahead: a third cheaper on do-nothing edits, 9-16 points less power)
     effect: float | None = 0.1
+    # sequential: "separate" draws every candidate's val samples on its own (and races them); "factorial" draws the
+    # samples of a step's candidates that apply together as shared pairs of rollouts (factorial.py)
+    design: str = "separate"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"gate mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.design not in DESIGNS:
+            raise ValueError(f"gate design must be one of {', '.join(DESIGNS)}, got {self.design!r}")
         if self.control not in CONTROLS:
             raise ValueError(f"gate control must be one of {', '.join(CONTROLS)}, got {self.control!r}")
         if self.control == "final" and not self.confirm:

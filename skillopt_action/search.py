@@ -29,10 +29,12 @@ Every decision leaves a record in the evidence memory and in the step record of 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import replace
 from math import comb
 from typing import Any
 
-from . import package
+from . import factorial, package
 from .evaluation import advance_sequential, run_sequential, sequential_settings, start_sequential
 from .evidence import EvidenceMemory
 from .reflect import merge, reflect
@@ -50,6 +52,8 @@ def planned_decisions(rt: Runtime, total_steps: int) -> int:
     """The most val decisions a run can take to their end: the run's alpha is split evenly across them
     (Bonferroni)."""
     g, budget = rt.cfg.gate, rt.cfg.loop.edit_budget
+    if g.design == "factorial":  # every candidate's test can run to its end
+        return total_steps * rt.cfg.loop.candidates or 1
     return sum(min(g.decisions, budget.at(s, total_steps)[0]) for s in range(total_steps)) or 1
 
 
@@ -57,8 +61,8 @@ def raced_looks(rt: Runtime, total_steps: int) -> int:
     """The most tests a run can stop after one early look because other candidates of their step led (the race):
     each spends at most one early look's share of its alpha."""
     g, budget = rt.cfg.gate, rt.cfg.loop.edit_budget
-    if len(g.schedule) < 2:
-        return 0  # a one-look test has no early look: every test is a whole decision
+    if len(g.schedule) < 2 or g.design == "factorial":
+        return 0  # a one-look test has no early look; under factorial every test counts as a whole decision
     return sum(max(0, rt.cfg.loop.candidates - min(g.decisions, budget.at(s, total_steps)[0]))
                for s in range(total_steps))
 
@@ -140,9 +144,12 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
     # go on to the end of their tests, the rest stop there as inconclusive (resumable if proposed again). Stopping
     # a test early never raises its false-accept rate, and val says far more than a few screening tasks.
     # The most promising go first: a resumed test whose next look is its last takes a slot without racing.
+    ordered = sorted(candidates, key=lambda r: -(r["screen"] or {}).get("delta", 0.0))
+    if cfg.gate.design == "factorial":
+        decisions += _shared(rt, n, step_index, current, ordered, memory, current_hash, decision_alpha, finish)
     racing: list[tuple[dict[str, Any], SequentialTest, int, int, str]] = []
-    for row in sorted(candidates, key=lambda r: -(r["screen"] or {}).get("delta", 0.0)):
-        if row["verdict"] is not None:
+    for row in ordered:
+        if row["verdict"] is not None or row["gate"] is not None:
             continue
         edit = Edit.from_dict(row["edit"])
         resume = memory.rounds_done(edit, current_hash)
@@ -204,6 +211,30 @@ def step(rt: Runtime, step_index: int, epoch: int, batch: list[Task], current: s
                          f"{len(candidates)} candidate(s), {len(screened_out)} screened out, {decisions} val "
                          f"decision(s), {len(accepted)} accepted")
     return record
+
+
+def _shared(rt: Runtime, n: int, step_index: int, current: str, rows: list[dict[str, Any]], memory: EvidenceMemory,
+            current_hash: str, decision_alpha: float, finish: Callable[..., None]) -> int:
+    """`gate.design: factorial`: the screened candidates with no earlier test against this skill, and whose edits
+    apply together, take their whole val tests on shared pairs of rollouts (factorial.py). Returns how many
+    decisions that took; the others (a resumed test, an edit that conflicts) go to the race."""
+    fresh = [r for r in rows if r["verdict"] is None and not memory.rounds_done(Edit.from_dict(r["edit"]),
+                                                                                  current_hash)]
+    edits = [Edit.from_dict(r["edit"]) for r in fresh]
+    group = [fresh[i] for i in factorial.compatible(current, edits, name=rt.cfg.skill)] if len(fresh) > 1 else []
+    if len(group) < 2:
+        return 0
+    tests = []
+    for i, row in enumerate(group):
+        settings = replace(sequential_settings(rt, decision_alpha, seed=step_index * 100 + i + 1), paired=True)
+        tests.append(factorial.SharedTest(f"edit{i + 1}", Edit.from_dict(row["edit"]),
+                                          start_sequential(rt, settings, tasks=body_val(rt))))
+    factorial.run(rt, current, tests, f"step{n}:val:shared", name=rt.cfg.skill, seed=rt.cfg.gate.seed * 7919 + n)
+    for row, t in zip(group, tests, strict=True):
+        finish(row, t.test, round(t.spent), 0)
+        row["gate"]["design"] = "factorial"
+        row["gate"]["shared_with"] = len(group) - 1
+    return len(group)
 
 
 def _screen(rt: Runtime, n: int, edit: Edit, text: str, current: str, batch: list[Task]) -> dict[str, Any]:

@@ -85,6 +85,10 @@ class SequentialSettings:
     # False: the early looks never stop for futility, only for efficacy or harm (the run's final confirmation: a
     # single test per run, where dropping a real gain early costs the whole run's finding)
     futility: bool = True
+    # True: the two sides of a task were drawn in pairs (index i of one side with index i of the other) whose labels
+    # a coin assigned (factorial.py): the exact test flips signs within the pairs instead of permuting the task's
+    # pooled samples (the contexts of a pair are not exchangeable across pairs, the coin within a pair is)
+    paired: bool = False
 
     def __post_init__(self) -> None:
         if not self.schedule or list(self.schedule) != sorted(set(self.schedule)) or self.schedule[0] < 1:
@@ -287,7 +291,9 @@ class SequentialTest:
             delta=st["delta"], p_value=st["p"], p_harm=st["p_harm"], task_p=st["task_p"],
             alpha=self.settings.alpha, alpha_spent=spent, rounds=self.r,
             samples=st["samples"], wins=st["wins"], losses=st["losses"], ties=st["ties"],
-            per_task=st["per_task"], min_delta=self.settings.min_delta)
+            per_task=st["per_task"], min_delta=self.settings.min_delta,
+            test=("paired sign-flip (exact), sequential" if self.settings.paired
+                  else "stratified permutation (exact), sequential"))
         return self.result
 
     def _sides(self, task: str) -> tuple[list[float], list[float]]:
@@ -314,11 +320,12 @@ class SequentialTest:
             cand_means.append(mc)
             deltas.append(mc - mi)
             stratum = ([quantise(v) for v in inc], [quantise(v) for v in cand])
+            test = paired_p if self.settings.paired else stratified_p
             per_task.append({"task_id": t, "incumbent": round(mi, 4), "candidate": round(mc, 4),
                              "delta": round(mc - mi, 4), "samples": len(inc),
-                             "p_worse": stratified_p([stratum])[1] if mc < mi - TOL else 1.0})
+                             "p_worse": test([stratum])[1] if mc < mi - TOL else 1.0})
             strata.append(stratum)
-        p, p_harm = stratified_p(strata)
+        p, p_harm = (paired_p if self.settings.paired else stratified_p)(strata)
         wins = sum(1 for d in deltas if d > TOL)
         losses = sum(1 for d in deltas if d < -TOL)
         return {"delta": sum(deltas) / len(deltas), "inc_mean": sum(inc_means) / len(inc_means),
@@ -394,6 +401,49 @@ def stratified_p(strata: list[tuple[list[int], list[int]]]) -> tuple[float, floa
     upper = sum(coeffs[observed:])
     lower = sum(coeffs[: observed + 1])
     return float(Fraction(upper, total_ways)), float(Fraction(lower, total_ways))
+
+
+def paired_p(strata: list[tuple[list[int], list[int]]]) -> tuple[float, float]:
+    """One-sided exact p-values (candidate better, candidate worse) of sum_t (mean_c - mean_i) when the samples of a
+    task come in pairs (incumbent value k with candidate value k, same length) and a fair coin chose which member
+    of each pair is the candidate's: under H0 every pair's difference flips sign independently.
+
+    A task with m pairs adds its differences with weight 1/m; the weights are scaled to integers, and the sum of the
+    flipped differences (shifted to start at 0) is a product of (1 + x^(2 w |d|)) over the pairs whose members
+    differ, multiplied out on one big integer (a coefficient per possible sum)."""
+    terms: list[int] = []
+    observed = 0
+    rates = [Fraction(1, len(inc)) for inc, cand in strata if inc]
+    scale = 1
+    for r in rates:
+        scale = scale * r.denominator // gcd(scale, r.denominator)
+    for inc, cand in strata:
+        if len(inc) != len(cand):
+            raise ValueError("paired_p needs the same number of samples on both sides of a task")
+        if not inc:
+            continue
+        w = scale // len(inc)
+        for a, b in zip(inc, cand, strict=True):
+            if a != b:
+                terms.append(w * abs(b - a))
+                observed += w * (b - a)
+    if not terms:
+        return 1.0, 1.0
+    g = 0
+    for t in terms:
+        g = gcd(g, t)
+    terms = [t // g for t in terms]
+    observed //= g
+    shift = sum(terms)  # flipped sum + shift = sum of 2|d| over the pairs whose sign came out positive
+    bits = len(terms) + 2
+    product = 1
+    for t in terms:
+        product += product << (bits * 2 * t)
+    mask = (1 << bits) - 1
+    coeffs = [(product >> (bits * e)) & mask for e in range(2 * shift + 1)]
+    target = observed + shift
+    total = 1 << len(terms)
+    return float(Fraction(sum(coeffs[target:]), total)), float(Fraction(sum(coeffs[: target + 1]), total))
 
 
 def decision_alpha(run_alpha: float, planned_decisions: float) -> float:

@@ -195,3 +195,27 @@ def test_gate_frontier_refuses_an_unknown_setting():
 
     with pytest.raises(SystemExit, match="unknown variant field.*stop_early"):
         gate_frontier.settings_for({"stop_early": 2}, 0.05)
+
+
+def test_gate_frontier_step_compares_the_designs_and_the_factorial_one_pays_less_per_step(tmp_path, capsys):
+    import gate_frontier
+
+    out = tmp_path / "step.md"
+    assert gate_frontier.main(["--step", "helpful10,neutral,neutral,harmful", "--trials", "12", "--cells",
+                               "equal:0.5", "--out", str(out)]) == 0
+    rows = {r[1]: r for r in _rows(out.read_text(), "equal p0 0.5")}
+    assert list(rows) == ["race", "separate", "factorial"]
+    calls = {design: int(row[5]) for design, row in rows.items()}
+    # every test runs to its end under both separate and factorial, but factorial draws two rollouts per (task,
+    # sample) for all four instead of one per candidate plus the incumbent's
+    assert calls["factorial"] < calls["separate"]
+    for row in rows.values():
+        plus10, neutral = (float(c.rstrip("%")) for c in row[2:4])
+        assert plus10 > neutral + 30, row
+
+
+def test_gate_frontier_step_refuses_an_unknown_kind():
+    import gate_frontier
+
+    with pytest.raises(SystemExit, match="unknown kind.*helpful20"):
+        gate_frontier.main(["--step", "helpful20,neutral", "--trials", "1"])

@@ -106,6 +106,24 @@ def test_the_race_finds_a_rule_that_screening_cannot_see(tmp_path):
     assert result.report.search["stopped_by_race"] == 1 and result.report.search["raced_looks"] > 0
 
 
+def test_the_factorial_design_takes_every_candidate_to_the_end_of_its_test_on_shared_rollouts(tmp_path):
+    """`gate.design: factorial`: the step's three edits share pairs of val rollouts (a coin puts each edit in one
+    member of each pair), so none is stopped by a race, and skills holding several of them at once are run."""
+    result, requests = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER, NEUTRAL), gate={"design": "factorial"})
+    assert HELP_A in result.best_skill and RIDER not in result.best_skill and NEUTRAL not in result.best_skill
+    step = result.report.steps[0]
+    rows = {c["edit"]["content"]: c for c in step["candidates"]}
+    assert rows[HELP_A]["verdict"] == "accepted" and rows[RIDER]["verdict"] in ("not_better", "harmful")
+    for row in rows.values():
+        gate = row["gate"]
+        assert gate["design"] == "factorial" and gate["shared_with"] == 2 and gate["boundary"] != "race"
+        assert gate["test"].startswith("paired sign-flip")
+    assert any(RIDER in r.system and NEUTRAL in r.system for r in requests), "a member held two candidate edits"
+    search = result.report.search
+    assert search["stopped_by_race"] == 0 and search["raced_looks"] == 0
+    assert search["confirmation"]["confirmed"]
+
+
 def test_the_bundle_gate_loses_the_helpful_rule_to_its_rider(tmp_path):
     """The reason for per-edit candidates: gated as one bundle, the rider takes the helpful rule down."""
     result, _ = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER), gate={"mode": "paired"})
