@@ -129,7 +129,7 @@ def run_seed(bench: Bench, plan: Plan, scenario: str, difficulty: str, seed: int
         methods.append(("GEPA", gepa_run))
     for k, (name, fn) in enumerate(methods):
         run = f"{scenario}.{difficulty}.{seed}.{k}"
-        sim = RunSim(world_seed, world, stream)
+        sim = RunSim(world_seed, world, stream, setup.rules_per_call)
         bench.register(run, sim)
         t0 = time.perf_counter()
         try:
@@ -385,11 +385,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--val", type=int, default=Setup.n_val, help="val tasks (default 40)")
     ap.add_argument("--test", type=int, default=Setup.n_test, help="test tasks, ground truth only (default 200)")
     ap.add_argument("--samples", type=int, default=Setup.samples, help="our gate samples per val task (default 3)")
+    ap.add_argument("--rules-per-call", type=int, default=Setup.rules_per_call,
+                    help="rules the scripted optimizer returns per call, for both methods (default 1; a real LLM "
+                         "returns up to its edit budget; keep it <= 2, our loop's smallest edit budget)")
     ap.add_argument("--out", default=str(HERE / "RESULTS-search.md"))
     ap.add_argument("--png", default=str(HERE / "search.png"), help="'' for no chart")
     ap.add_argument("--json", help="also write every run's record to this JSON file")
     args = ap.parse_args(argv)
-    setup = Setup(n_train=args.train, n_val=args.val, n_test=args.test, epochs=args.epochs, samples=args.samples)
+    if args.rules_per_call < 1:
+        raise SystemExit("--rules-per-call must be at least 1")
+    setup = Setup(n_train=args.train, n_val=args.val, n_test=args.test, epochs=args.epochs, samples=args.samples,
+                  rules_per_call=args.rules_per_call)
     plan = Plan(scenarios=[s for s in args.scenarios.split(",") if s],
                 difficulties=[d for d in args.difficulties.split(",") if d],
                 seeds=range(args.first_seed, args.first_seed + args.seeds),

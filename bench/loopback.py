@@ -6,8 +6,9 @@
 - target: the task's code word with the success probability the world gives the rules in the system prompt
   (bench/sim.py), else "I do not know."; the n-th identical request (same rules, same task) of a run gets the
   n-th draw of a keyed stream, so the methods of a seed see common random numbers;
-- optimizer: the next rule of the seed's shared stream that is not already in the skill it is shown, as our edit
-  JSON (an `add` under "## Rules") or, for GEPA, as "current instructions + the rule" in a ``` block.
+- optimizer: the next rule of the seed's shared stream that is not already in the skill it is shown (the next
+  `Setup.rules_per_call` rules, 1 by default), as our edit JSON (an `add` under "## Rules" per rule) or, for GEPA,
+  as "current instructions + the rules" in a ``` block (one candidate holding them all, as a rewrite would).
 
 Calls are counted per run at the server.
 """
@@ -35,7 +36,7 @@ Every task asks for its code word. Answer with the code word only.
 - Read the task before answering.
 """
 WRONG = "I do not know."
-WINDOW = 0.06  # seconds of quiet that close a batch of concurrent reflection calls (see RunSim.optimizer_rule)
+WINDOW = 0.06  # seconds of quiet that close a batch of concurrent reflection calls (see RunSim.optimizer_rules)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Setup:
     minibatch_size: int = 4
     samples: int = 3
     concurrency: int = 4
+    rules_per_call: int = 1  # rules the scripted optimizer returns per call (a real LLM fills its edit budget)
 
     @property
     def n(self) -> int:
@@ -81,7 +83,8 @@ GEPA_INSTRUCTIONS_RE = re.compile(r"instructions to perform a task for me:\n```\
 class RunSim:
     """One method's run on one seed: the world, its cursor in the shared stream, and its calls."""
 
-    def __init__(self, world_seed: str, world: World, stream: Stream):
+    def __init__(self, world_seed: str, world: World, stream: Stream, rules_per_call: int = 1):
+        self.rules_per_call = rules_per_call
         self.world_seed = world_seed
         self.world = world
         self.stream = stream
@@ -114,28 +117,34 @@ class RunSim:
         # keyed by the rule set, not the text: the same rules in any wording or order draw the same outcomes
         return reference(i) if uniform(self.world_seed, skill_key, i, occurrence) < p else WRONG
 
-    def optimizer_rule(self, sort_key: str, present: set[int], batch: bool) -> Rule:
-        """The next stream rule not in `present`. With `batch`, concurrent calls (our loop reflects on a step's
-        minibatches in parallel) are collected until WINDOW s pass without a new one, then served in the order
-        of their prompts, so which call gets which rule does not depend on thread timing."""
+    def optimizer_rules(self, sort_key: str, present: set[int], batch: bool) -> list[Rule]:
+        """The next `rules_per_call` stream rules not in `present`. With `batch`, concurrent calls (our loop
+        reflects on a step's minibatches in parallel) are collected until WINDOW s pass without a new one, then
+        served in the order of their prompts, so which call gets which rules does not depend on thread timing."""
         with self.lock:
             self.optimizer_calls += 1
             if not batch:
-                return self.cursor.next_rule(present)
-            slot: dict[str, Any] = {"key": sort_key, "present": present, "rule": None}
+                return self._take(present)
+            slot: dict[str, Any] = {"key": sort_key, "present": present, "rules": None}
             self.pending.append(slot)
             self.last_arrival = time.monotonic()
             self.lock.notify_all()
-            while slot["rule"] is None:
+            while slot["rules"] is None:
                 quiet = time.monotonic() - self.last_arrival
                 if quiet >= WINDOW:
                     for s in sorted(self.pending, key=lambda s: s["key"]):
-                        s["rule"] = self.cursor.next_rule(s["present"])
+                        s["rules"] = self._take(s["present"])
                     self.pending = []
                     self.lock.notify_all()
                 else:
                     self.lock.wait(WINDOW - quiet)
-            return slot["rule"]
+            return slot["rules"]
+
+    def _take(self, present: set[int]) -> list[Rule]:
+        rules: list[Rule] = []
+        for _ in range(self.rules_per_call):
+            rules.append(self.cursor.next_rule(present | {r.id for r in rules}))
+        return rules
 
 
 class Bench:
@@ -165,16 +174,17 @@ class Bench:
             m = SKILL_BLOCK_RE.search(req.last_user_text)
             if not m:
                 raise ValueError("our reflection prompt has no <skill> block: bench_search must learn its new shape")
-            rule = sim.optimizer_rule(req.last_user_text, rule_ids(m.group(1)), batch=True)
-            edit = {"op": "add", "anchor": "## Rules", "content": rule.text, "rationale": "scripted proposal"}
-            return Text(json.dumps({"analysis": "scripted optimizer: the next rule of the stream", "edits": [edit]}))
+            rules = sim.optimizer_rules(req.last_user_text, rule_ids(m.group(1)), batch=True)
+            edits = [{"op": "add", "anchor": "## Rules", "content": r.text, "rationale": "scripted proposal"}
+                     for r in rules]
+            return Text(json.dumps({"analysis": "scripted optimizer: the next rules of the stream", "edits": edits}))
         if role == "gepa":
             m = GEPA_INSTRUCTIONS_RE.search(req.last_user_text)
             if not m:
                 raise ValueError("GEPA's reflection prompt has no instructions block: check its template")
             current = m.group(1)
-            rule = sim.optimizer_rule("", rule_ids(current), batch=False)
-            return Text(f"```\n{current.rstrip()}\n{rule.text}\n```")
+            rules = sim.optimizer_rules("", rule_ids(current), batch=False)
+            return Text("```\n" + "\n".join([current.rstrip(), *(r.text for r in rules)]) + "\n```")
         raise ValueError(f"unknown model {req.model!r}")
 
     def register(self, run: str, sim: RunSim) -> None:

@@ -209,11 +209,11 @@ CONFIG_SCHEMA: dict = {
                                           "for futility once the data rule it out (null: stop as soon as the "
                                           "candidate is not ahead)."},
                 "design": {"enum": ["separate", "factorial"],
-                           "description": "sequential: separate (default): each candidate draws its own val samples, "
-                                          "and the gate.decisions best after a first look go on; factorial: the "
-                                          "candidates of a step that apply together share pairs of rollouts (a "
-                                          "coin puts each edit in one member of a pair), so every candidate's test "
-                                          "runs to its end for two rollouts per task and sample."},
+                           "description": "sequential: factorial (default): the candidates of a step that apply "
+                                          "together share pairs of val rollouts (a coin puts each edit in one "
+                                          "member of a pair), so every candidate's test runs to its end for two "
+                                          "rollouts per task and sample; separate: each candidate draws its own "
+                                          "val samples, and the gate.decisions best after a first look go on."},
                 "decisions": {"type": "integer", "minimum": 1,
                               "description": "sequential: val decisions per step (screened candidates tested)."},
                 "task_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,

@@ -110,9 +110,9 @@ class GateSettings:
     # sequential: the smallest mean gain worth finding; an early look stops for futility once the data rule it out
     # (None: stop as soon as the candidate is not ahead: a third cheaper on do-nothing edits, 9-16 points less power)
     effect: float | None = 0.1
-    # sequential: "separate" draws every candidate's val samples on its own (and races them); "factorial" draws the
-    # samples of a step's candidates that apply together as shared pairs of rollouts (factorial.py)
-    design: str = "separate"
+    # sequential: "factorial" draws the val samples of a step's candidates that apply together as shared pairs of
+    # rollouts (factorial.py); "separate" draws every candidate's samples on its own and races them
+    design: str = "factorial"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -57,8 +57,11 @@ def plan(cfg: Config, splits: dict[str, list[Task]], epochs: int) -> tuple[int, 
         # the incumbent's side of that look is among the decisions' samples
         early = cfg.gate.schedule[-2] if len(cfg.gate.schedule) > 1 else 0
         raced = max(0, cfg.loop.candidates - decisions) * n_val * early
+        # gate.design factorial: the candidates that apply together share one pair of rollouts per task and
+        # sample (the rest, a resumed test or a conflicting edit, take the race above)
+        shared = 2 * n_val * k if cfg.gate.design == "factorial" else 0
         per_step = (batch + screening + decisions * 2 * n_val * k + (n_val * k if decisions > 1 else 0)
-                    + raced)
+                    + raced + shared)
         baseline, final = n_val, 2 * n_val * k + 2 * n_test * s
     else:
         per_step = batch + n_val * s

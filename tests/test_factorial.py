@@ -109,7 +109,7 @@ def test_a_helpful_edit_among_neutral_and_harmful_ones_is_found_for_far_fewer_ro
     alone = 0
     rng = random.Random(2)
     incumbent: dict[tuple[str, int], float] = {}
-    for i, t in enumerate(shared_tests(5, replace(LOOP, paired=False))):
+    for t in shared_tests(5, replace(LOOP, paired=False)):
         while t.test.result is None:
             for side, task_id, index in t.test.next_requests():
                 if side == "incumbent":

@@ -277,10 +277,11 @@ def test_plan_warns_before_spending_when_the_cap_cannot_cover_the_run(tmp_path, 
     cfg = write_project(tmp_path, base_url=server.openai_base_url, extra={"budget": {"max_calls": 20}})
     assert main(["validate", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    # 8 val (1 sample) + 1 step x (4 train + 6 candidates x 4 screening + 2 decisions x 2 skills x 8 val x 10
-    # samples + 8 x 10 for a combination + 4 raced candidates x 8 val x 6 samples at most) + confirmation
-    # 2 x 8 x 10 + 2 x 4 test = 796 target rollouts at most
-    assert "plan: at most 796 target rollouts" in out
+    # 8 val (1 sample) + 1 step x (4 train + 6 candidates x 4 screening + 2 x 8 val x 10 samples for the shared
+    # pairs of the factorial design + what the race can still take for a resumed or conflicting edit: 2 decisions x
+    # 2 skills x 8 val x 10 samples + 8 x 10 for a combination + 4 raced candidates x 8 val x 6 samples) +
+    # confirmation 2 x 8 x 10 + 2 x 4 test = 956 target rollouts at most
+    assert "plan: at most 956 target rollouts" in out
     assert "warning: budget.max_calls = 20 is below the run's worst case" in out
     assert "covers the baseline and about 0 of 1 step(s)" in out
 

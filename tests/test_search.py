@@ -64,7 +64,8 @@ def optimize(tmp_path, responder, *, gate=None, memory=None, out="out"):
 
 
 def test_a_harmful_rider_cannot_ship_with_a_helpful_rule(tmp_path):
-    result, _ = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER, NEUTRAL))
+    """`gate.design: separate`, the race; the factorial design (the default) is the test after the next one."""
+    result, _ = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER, NEUTRAL), gate={"design": "separate"})
     assert HELP_A in result.best_skill and RIDER not in result.best_skill and NEUTRAL not in result.best_skill
     step = result.report.steps[0]
     verdicts = {c["edit"]["content"]: c["verdict"] for c in step["candidates"]}
@@ -83,7 +84,7 @@ HELP_VAL = "- Reply with the bare city name for Peru, Kenya, Norway and Chile." 
 
 
 def test_the_race_finds_a_rule_that_screening_cannot_see(tmp_path):
-    """More candidates than val decisions: every one takes the first look of its test on val, and the leaders go
+    """`gate.design: separate`. More candidates than val decisions: every one takes the first look of its test on val, and the leaders go
     on. A rule that helps only val tasks looks like the neutral lines on the train tasks of its screening, comes
     last in that order, and would not have been tested; at the first look on val it leads."""
     def responder(req):
@@ -95,7 +96,7 @@ def test_the_race_finds_a_rule_that_screening_cannot_see(tmp_path):
             return Text(CAPITAL[country])
         return Text(f"The capital of {country} is {CAPITAL[country]}.")
 
-    result, _ = optimize(tmp_path, responder)
+    result, _ = optimize(tmp_path, responder, gate={"design": "separate"})
     step = result.report.steps[0]
     rows = {c["edit"]["content"]: c for c in step["candidates"]}
     assert {c["screen"]["delta"] for c in rows.values()} == {0.0}, "screening cannot tell them apart"
@@ -107,9 +108,9 @@ def test_the_race_finds_a_rule_that_screening_cannot_see(tmp_path):
 
 
 def test_the_factorial_design_takes_every_candidate_to_the_end_of_its_test_on_shared_rollouts(tmp_path):
-    """`gate.design: factorial`: the step's three edits share pairs of val rollouts (a coin puts each edit in one
+    """`gate.design: factorial` (the default): the step's three edits share pairs of val rollouts (a coin puts each edit in one
     member of each pair), so none is stopped by a race, and skills holding several of them at once are run."""
-    result, requests = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER, NEUTRAL), gate={"design": "factorial"})
+    result, requests = optimize(tmp_path, optimizer_proposing(HELP_A, RIDER, NEUTRAL))  # the default design
     assert HELP_A in result.best_skill and RIDER not in result.best_skill and NEUTRAL not in result.best_skill
     step = result.report.steps[0]
     rows = {c["edit"]["content"]: c for c in step["candidates"]}
@@ -335,8 +336,9 @@ def test_gate_control_says_where_the_runs_alpha_is_spent(tmp_path, control):
         # that any of the run's planned decisions accepts a do-nothing edit
         assert decision["alpha"] == pytest.approx(0.1) and search["false_accept_bound"] == pytest.approx(0.1)
         planned = search["planned_decisions"] + search["raced_looks"] * EARLY_SPEND / 3  # a raced look: 1 of 3 early
-        assert planned >= 1 and search["confirm_alpha"] == pytest.approx(min(0.2, 0.1 / min(1.0, planned * 0.1)))
-        assert confirmation["verdict"] == "accepted" and confirmation["alpha"] == pytest.approx(search["confirm_alpha"])
+        assert planned >= 1 and search["confirm_alpha"] == pytest.approx(min(0.2, 0.1 / min(1.0, planned * 0.1)),
+                                                                             abs=1e-6)  # the report rounds it
+        assert confirmation["verdict"] == "accepted" and confirmation["alpha"] == pytest.approx(search["confirm_alpha"], abs=1e-6)
     assert confirmation["confirmed"] and HELP_A in result.best_skill
 
 
@@ -348,6 +350,15 @@ def test_gate_control_final_needs_the_final_confirmation(tmp_path):
             api.validate(cfg)
     text = str(err.value)
     assert "skillopt.yml" in text and "gate.confirm: true" in text
+
+
+def test_an_unknown_gate_design_is_a_clear_error_naming_the_choices(tmp_path):
+    with ModelServer(responder=optimizer_proposing(HELP_A)) as s:
+        cfg = write_project(tmp_path, base_url=s.openai_base_url, extra={"gate": {"design": "bundle"}})
+        with pytest.raises(ConfigError) as err:
+            api.validate(cfg)
+    text = str(err.value)
+    assert "skillopt.yml" in text and "design" in text and "factorial" in text and "separate" in text
 
 
 def test_screening_stops_an_edit_only_when_it_is_worse_beyond_noise():
