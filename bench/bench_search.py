@@ -11,7 +11,8 @@ word with that probability and "I do not know." otherwise, and our `exact` score
 common random numbers: the same skill asked the same task for the n-th time gets the same draw in every method.
 
 The optimizer is scripted on the same server: every reflection call gets the next rule of ONE seeded stream of
-proposals shared by all methods of a seed (skipping rules already in the skill it is shown). Scenarios:
+proposals shared by all methods of a seed (skipping rules already in the skill it is shown); `--rules-per-call N`
+gives every call the next N rules instead (a real LLM fills its edit budget). Scenarios:
 
 - ``mix``: 15 % +10 rules, 15 % +5, 50 % neutral, 20 % harmful; with probability 0.25 an item repeats an
   earlier proposal (optimizers re-propose ideas);
@@ -333,6 +334,9 @@ def markdown(records: Sequence[Record], plan: Plan, command: str, seconds: float
     budget = (f"`max_metric_calls` = {plan.budget}" if plan.budget else
               f"`max_metric_calls` = the target calls {budget_from} made on the same seed and scenario")
     extra = f" Config extra for our loop: `{json.dumps(plan.extra)}`." if plan.extra else ""
+    if s.rules_per_call > 1:
+        extra += (f" The scripted optimizer returns {s.rules_per_call} rules per call to both methods (our loop: "
+                  f"{s.rules_per_call} edits; GEPA: one candidate holding them all, as a rewrite would).")
     parts = [f"""# Search at a fixed budget
 
 Command: `{command}` ({datetime.date.today().isoformat()}, {seconds / 60:.1f} min on {os.cpu_count()} cores).
