@@ -63,6 +63,22 @@ def test_stream_is_shared_and_cursor_skips_rules_in_the_skill():
     assert cursor.next_rule({1}).id != 1
 
 
+
+def test_the_scripted_optimizer_gives_rules_per_call_distinct_new_rules_from_the_shared_stream():
+    import loopback
+
+    world = sim.World([0.2] * 20, harm=0.4)
+    stream = sim.Stream(world, seed=5, mix={"neutral": 0.5, "harmful": 0.5}, repeat=0.3, first=("helpful10",))
+    cursor = sim.Cursor(stream)
+    first = cursor.next_rule(set())
+    second = cursor.next_rule({first.id})  # a repeat of the first is skipped: one call never proposes it twice
+    one = loopback.RunSim("w", world, stream)
+    assert [r.id for r in one.optimizer_rules("", set(), batch=False)] == [first.id]
+    two = loopback.RunSim("w", world, stream, rules_per_call=2)
+    assert [r.id for r in two.optimizer_rules("", set(), batch=False)] == [first.id, second.id]
+    assert all(r.id != 1 for r in two.optimizer_rules("", {1}, batch=False)), "rules already in the skill are skipped"
+
+
 # --------------------------------------------------------------------------- gate calibration
 
 
