@@ -120,6 +120,7 @@ def test_the_factorial_design_takes_every_candidate_to_the_end_of_its_test_on_sh
         assert gate["design"] == "factorial" and gate["shared_with"] == 2 and gate["boundary"] != "race"
         assert gate["test"].startswith("paired sign-flip")
     assert any(RIDER in r.system and NEUTRAL in r.system for r in requests), "a member held two candidate edits"
+    assert "shared with 2 other edit(s) (factorial design)" in result.report.to_markdown()
     search = result.report.search
     assert search["stopped_by_race"] == 0 and search["raced_looks"] == 0
     assert search["confirmation"]["confirmed"]
