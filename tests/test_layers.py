@@ -21,8 +21,8 @@ FLOORS: list[set[str]] = [
      "targets.base", "scorers.base"},
     {"config", "config_schema", "providers", "tasks", "calls", "edits", "package", "reflect", "screen", "evidence",
      "scorers", "targets", "ask", "description"},
-    {"rollout", "runtime", "report", "evaluation", "search", "ablation", "transfer", "drift", "loop", "shard",
-     "triggering", "epoch_memory"},
+    {"rollout", "runtime", "report", "evaluation", "factorial", "search", "ablation", "transfer", "drift", "loop",
+     "shard", "triggering", "epoch_memory"},
     {"api", ""},  # "" is the package itself (skillopt_action/__init__.py re-exports the API)
     {"cli", "cli_args", "init", "github", "__main__"},
 ]
