@@ -13,10 +13,14 @@
    and a sign test puts that at `SCREEN_ALPHA` or below: one task of seven is noise, and dropping on it lost a
    fifth of the real +10-point rules); the rest go on, the largest screening gain first. This costs a few
    rollouts per candidate instead of a val decision.
-5. Val decisions, as a race: every screened candidate takes the next look of its sequential test against the
-   current skill (sequential.py; its first look, unless an earlier test of the edit against this skill took
-   some); a look can end a test by itself. Of the tests still open, the `gate.decisions` best by the gain at that
-   look go on to their end; the others stop there as inconclusive, resumable. Stopping early never raises a
+5. Val decisions. Under `gate.design: factorial` (the default) the screened candidates with no earlier test
+   against the current skill, whose edits apply together, take their whole tests on shared pairs of rollouts
+   (factorial.py: a coin per edit and pair, an exact paired sign-flip test per edit). The others (a resumed test,
+   a conflicting edit), and every candidate under `separate`, are decided in a race: every one takes the next
+   look of its sequential test against the current skill (sequential.py; its first look, unless an earlier test
+   of the edit against this skill took some); a look can end a test by itself. Of the tests still open, the
+   `gate.decisions` best by the gain at that look go on to their end; the others stop there as inconclusive,
+   resumable. Stopping early never raises a
    test's false-accept rate, and the run's alpha counts each raced look at its share (`raced_looks`).
    Incumbent samples are cached and reused.
 6. The accepted edits are combined greedily (largest estimated gain first, within the step's edit budget); a
