@@ -20,9 +20,8 @@
    look of its sequential test against the current skill (sequential.py; its first look, unless an earlier test
    of the edit against this skill took some); a look can end a test by itself. Of the tests still open, the
    `gate.decisions` best by the gain at that look go on to their end; the others stop there as inconclusive,
-   resumable. Stopping early never raises a
-   test's false-accept rate, and the run's alpha counts each raced look at its share (`raced_looks`).
-   Incumbent samples are cached and reused.
+   resumable. Stopping early never raises a test's false-accept rate, and the run's alpha counts each raced look
+   at its share (`raced_looks`). Incumbent samples are cached and reused.
 6. The accepted edits are combined greedily (largest estimated gain first, within the step's edit budget); a
    combination of two or more must itself pass a confirmation test against the current skill, else the single
    best accepted edit is kept.
