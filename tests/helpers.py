@@ -1,7 +1,8 @@
-"""Shared test helpers: write a small project (skill, config, tasks) into a temp dir."""
+"""Shared test helpers: write a small project (skill, config, tasks) into a temp dir; brute-force p-value tails."""
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
 
@@ -53,3 +54,15 @@ def write_project(root: Path, *, base_url: str, target: dict | None = None, opti
 
 def dedent(s: str) -> str:
     return textwrap.dedent(s).lstrip()
+
+
+def enumerated_tails(options: list[list[float]], observed: float) -> tuple[float, float]:
+    """P(T >= observed), P(T <= observed) when T sums one value of each list, every combination equally likely (the
+    brute-force check of an exact test's p-values)."""
+    up = lo = total = 0
+    for combo in itertools.product(*options):
+        t = sum(combo)
+        total += 1
+        up += t >= observed - 1e-9
+        lo += t <= observed + 1e-9
+    return up / total, lo / total

@@ -7,6 +7,8 @@ import itertools
 import random
 from dataclasses import replace
 
+from helpers import enumerated_tails
+
 from skillopt_action import factorial
 from skillopt_action.sequential import SequentialSettings, SequentialTest, paired_p
 from skillopt_action.types import Edit
@@ -18,14 +20,7 @@ LOOP = SequentialSettings(alpha=0.05, effect=0.1, freeze=3, paired=True)
 def enumerate_pairs(strata):
     """P(T >= T_obs), P(T <= T_obs) over every sign flip of the pairs' differences."""
     pairs = [(len(inc), a, b) for inc, cand in strata for a, b in zip(inc, cand, strict=True)]
-    obs = sum((b - a) / m for m, a, b in pairs)
-    up = lo = total = 0
-    for signs in itertools.product((1, -1), repeat=len(pairs)):
-        t = sum(s * (b - a) / m for s, (m, a, b) in zip(signs, pairs, strict=True))
-        total += 1
-        up += t >= obs - 1e-9
-        lo += t <= obs + 1e-9
-    return up / total, lo / total
+    return enumerated_tails([[(b - a) / m, (a - b) / m] for m, a, b in pairs], sum((b - a) / m for m, a, b in pairs))
 
 
 def test_paired_p_is_exact_against_enumeration():

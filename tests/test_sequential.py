@@ -6,6 +6,7 @@ import itertools
 import random
 
 import pytest
+from helpers import enumerated_tails
 
 from skillopt_action.sequential import (
     EARLY_SPEND,
@@ -25,13 +26,7 @@ def brute_force(strata):
         pool, n_i, n_c = inc + cand, len(inc), len(cand)
         per_task.append([sum(pool[j] for j in chosen) / n_c - (sum(pool) - sum(pool[j] for j in chosen)) / n_i
                          for chosen in itertools.combinations(range(n_i + n_c), n_c)])
-    up = lo = total = 0
-    for combo in itertools.product(*per_task):
-        t = sum(combo)
-        total += 1
-        up += t >= obs - 1e-9
-        lo += t <= obs + 1e-9
-    return up / total, lo / total
+    return enumerated_tails(per_task, obs)
 
 
 def test_stratified_p_is_exact_against_enumeration():
