@@ -71,8 +71,8 @@ Draw = Callable[[list[tuple[tuple[str, ...], str, int]]], list[float]]
 
 def drive(tests: Sequence[SharedTest], draw: Draw, *, seed: int) -> None:
     """Run the tests to their ends. `draw` scores a list of (keys of the edits in the skill, task id, sample index)
-    rollouts, in order; each round asks it for one pair per (task, index) the open tests need, and splits the calls
-    it reports through `SharedTest.spent` evenly across the tests open in that round (see `run`)."""
+    rollouts, in order; each round asks it for one pair per (task, index) the open tests need. Counting what a
+    round cost is the caller's (`run` splits it across the tests open in that round)."""
     while True:
         open_tests = [t for t in tests if t.test.result is None]
         if not open_tests:
